@@ -1,0 +1,42 @@
+# The two commands of the README:
+#   make book   build the HTML book, executing every chapter  -> _build/html/index.html
+#   make test   run the whole test suite: unit tests, every chapter under nbval (smoke profile),
+#               and the strict book build
+# Both create the virtual environment .venv and install what they need on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: book test unit notebooks strict-build golden clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[book,test]"
+	touch $@
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build .
+	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+test: unit notebooks strict-build
+
+unit: $(STAMP)
+	GDL_PROFILE=smoke $(BIN)/python -m pytest tests --ignore=tests/_nbval
+
+notebooks: $(STAMP)
+	$(BIN)/python tests/nbtools.py prepare
+	GDL_PROFILE=smoke $(BIN)/python -m pytest --nbval-lax tests/_nbval -p no:cacheprovider
+
+# Smoke-profile build in its own folder, so its cached outputs never stand in for a full run.
+strict-build: $(STAMP)
+	GDL_PROFILE=smoke $(BIN)/jupyter-book build . -W -n --keep-going --path-output _build/smoke
+
+# Re-record the golden outputs of cells tagged `golden` (after a deliberate change).
+golden: $(STAMP)
+	GDL_PROFILE=smoke $(BIN)/python tests/nbtools.py refresh-golden $(CHAPTERS)
+
+clean:
+	rm -rf _build tests/_nbval

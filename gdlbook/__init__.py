@@ -1,0 +1,31 @@
+"""gdlbook: the helper package of *Generative Deep Learning — the executable book*.
+
+It holds what several chapters share: run profiles, the dataset registry, plotting, and (as the
+book grows) layers, samplers, metrics and widgets. Chapters import from it; each helper's
+docstring names the chapter that teaches it.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def set_seed(seed: int = 42) -> None:
+    """Seed Python, NumPy and the Keras backend in one call (``keras.utils.set_random_seed``)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def glue(name: str, value, *, display: bool = False):
+    """Make ``value`` available to the chapter's prose as ``{glue:text}`name```.
+
+    Numbers quoted in the text come from the code that ran, not from a hand-typed copy. Outside
+    a Jupyter Book build (Colab, a plain kernel) this only returns ``value``.
+    """
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:
+        return value
+    _glue(name, value, display=display)
+    return value

@@ -1,0 +1,100 @@
+"""Decoders: each turns the files of one format into NumPy arrays, checking sizes as it reads.
+
+A decoder raises on anything unexpected (a wrong magic number, a short file, a bad JPEG); the
+registry reports that as a corrupt file with its path. Nothing is returned half-read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zipfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def _read_maybe_gzip(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head == b"\x1f\x8b":
+        with gzip.open(path, "rb") as f:  # CRC and length are checked at the end of the stream
+            return f.read()
+    return Path(path).read_bytes()
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (MNIST's format; gzip'd or not) of unsigned bytes."""
+    raw = _read_maybe_gzip(path)
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"{path}: not an IDX file (bad magic number)")
+    if raw[2] != 0x08:
+        raise ValueError(f"{path}: IDX type {raw[2]:#x} is not unsigned bytes")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path}: truncated IDX header")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(dims, dtype=np.int64))
+    if len(raw) != expected:
+        raise ValueError(f"{path}: {len(raw)} bytes where the header announces {expected}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
+
+
+def decode_idx_pair(paths: Sequence[Path], split: str):
+    """Images and labels from two IDX files; their counts must agree."""
+    x, y = read_idx(paths[0]), read_idx(paths[1])
+    if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+        raise ValueError(f"images {x.shape} and labels {y.shape} do not match")
+    return x, y.astype(np.int64)
+
+
+CIFAR_RECORD = 1 + 32 * 32 * 3
+
+
+def decode_cifar_binary(paths: Sequence[Path], split: str):
+    """CIFAR-10's binary version: records of one label byte and a 3×32×32 image (CHW)."""
+    xs, ys = [], []
+    for p in paths:
+        raw = Path(p).read_bytes()
+        if len(raw) != 10_000 * CIFAR_RECORD:
+            raise ValueError(f"{p}: {len(raw)} bytes, expected {10_000 * CIFAR_RECORD}")
+        rec = np.frombuffer(raw, dtype=np.uint8).reshape(-1, CIFAR_RECORD)
+        ys.append(rec[:, 0].astype(np.int64))
+        xs.append(rec[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+    y = np.concatenate(ys)
+    if y.max() > 9:
+        raise ValueError("label out of range 0–9")
+    return np.ascontiguousarray(np.concatenate(xs)), y
+
+
+def decode_image_folder_zip(classes: Sequence[str], size: tuple[int, int]):
+    """A decoder for a zip of ``<split>/<class>/<name>.jpg``, returned in a fixed shuffled order."""
+
+    def decode(paths: Sequence[Path], split: str):
+        from PIL import Image
+
+        index = {c: i for i, c in enumerate(classes)}
+        xs, ys = [], []
+        with zipfile.ZipFile(paths[0]) as zf:
+            names = sorted(n for n in zf.namelist()
+                           if n.startswith(f"{split}/") and not n.endswith("/"))
+            if not names:
+                raise ValueError(f"no {split}/ images in the archive")
+            for n in names:
+                cls = n.split("/")[1]
+                if cls not in index:
+                    raise ValueError(f"unknown class folder {cls!r}")
+                with Image.open(io.BytesIO(zf.read(n))) as im:
+                    arr = np.asarray(im.convert("RGB"))
+                if arr.shape[:2] != size:
+                    raise ValueError(f"{n}: size {arr.shape[:2]}, expected {size}")
+                xs.append(arr)
+                ys.append(index[cls])
+        # the archive is sorted by class: shuffle once, with a fixed seed, so that any prefix
+        # (a validation split, a smoke subset) holds every class
+        order = np.random.default_rng(0).permutation(len(xs))
+        return np.stack(xs)[order], np.asarray(ys, dtype=np.int64)[order]
+
+    return decode

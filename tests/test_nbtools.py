@@ -1,0 +1,72 @@
+"""The notebook-test machinery: chapters converted on the fly, golden outputs injected."""
+
+import json
+
+import nbformat
+import pytest
+
+import nbtools
+
+CHAPTER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+    format_version: 0.13
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# 9. A test chapter
+
+```{code-cell} ipython3
+x = 6 * 7
+```
+
+```{code-cell} ipython3
+:tags: [golden]
+print(x)
+```
+"""
+
+
+@pytest.fixture
+def chapter(tmp_path, monkeypatch):
+    monkeypatch.setattr(nbtools, "GOLDEN", tmp_path / "golden")
+    p = tmp_path / "09_test.md"
+    p.write_text(CHAPTER)
+    return p
+
+
+def _record(tmp_path, source="print(x)", text="42\n"):
+    (tmp_path / "golden").mkdir(exist_ok=True)
+    (tmp_path / "golden" / "09_test.json").write_text(json.dumps({"cells": [{
+        "source": source,
+        "outputs": [{"output_type": "stream", "name": "stdout", "text": text}]}]}))
+
+
+def test_prepare_injects_golden_outputs(chapter, tmp_path):
+    _record(tmp_path)
+    nb = nbformat.read(nbtools.prepare(chapter, tmp_path / "out"), as_version=4)
+    golden = [c for c in nb.cells if "golden" in c.metadata.get("tags", [])]
+    assert len(golden) == 1
+    assert "nbval-check-output" in golden[0].metadata.tags
+    assert golden[0].outputs[0]["text"] == "42\n"
+    assert all(not c.get("outputs") for c in nb.cells if c not in golden and c.cell_type == "code")
+
+
+def test_missing_or_stale_golden_record_fails(chapter, tmp_path):
+    with pytest.raises(nbtools.GoldenError, match="no .*09_test.json"):
+        nbtools.prepare(chapter, tmp_path / "out")
+    _record(tmp_path, source="print(x + 1)")
+    with pytest.raises(nbtools.GoldenError, match="changed since it was recorded"):
+        nbtools.prepare(chapter, tmp_path / "out")
+
+
+def test_refresh_records_what_the_chapter_prints(chapter, tmp_path):
+    path = nbtools.refresh_golden(chapter)
+    rec = json.loads(path.read_text())
+    assert rec["cells"][0]["outputs"][0]["text"] == "42\n"
+    nbtools.prepare(chapter, tmp_path / "out")  # and the record is accepted
