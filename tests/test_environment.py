@@ -18,7 +18,7 @@ def _norm(req: str) -> tuple[str, str]:
 def pyproject_requirements() -> dict[str, str]:
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     reqs = list(meta["dependencies"])
-    for extra in ("book", "test"):
+    for extra in ("book", "test", "backends"):
         reqs += meta["optional-dependencies"][extra]
     return dict(_norm(r) for r in reqs)
 
