@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 
 def to_display(images: Any, value_range: tuple[float, float] | None = None) -> np.ndarray:
@@ -51,18 +52,24 @@ def to_display(images: Any, value_range: tuple[float, float] | None = None) -> n
 
 
 def image_grid(images: Any, *, ncols: int | None = None, titles: Sequence[str] | None = None,
+               title_colors: Sequence[Any] | None = None,
                value_range: tuple[float, float] | None = None, cmap: str = "gray_r",
                size: float = 1.3, suptitle: str | None = None) -> plt.Figure:
     """Show a batch of images in a grid, without axes.
 
     Grey images use ``cmap`` (dark strokes on white by default, as MNIST is usually shown);
-    colour images are shown as they are. See :func:`to_display` for ``value_range``.
+    colour images are shown as they are. See :func:`to_display` for ``value_range``. Titles may
+    span several lines (room is made for the longest) and have a colour each (``title_colors``),
+    e.g. to mark wrong predictions.
     """
     x = to_display(images, value_range)
     n = len(x)
     ncols = min(n, ncols or min(n, 10))
     nrows = int(np.ceil(n / ncols))
-    extra = 0.25 if titles is not None else 0.0
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"{len(titles)} titles for {n} images")
+    lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles is not None else 0
+    extra = 0.22 * lines
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, (size + extra) * nrows),
                              squeeze=False)
     for i, ax in enumerate(axes.flat):
@@ -74,7 +81,8 @@ def image_grid(images: Any, *, ncols: int | None = None, titles: Sequence[str] |
         else:
             ax.imshow(x[i], interpolation="nearest")
         if titles is not None:
-            ax.set_title(str(titles[i]), fontsize=8)
+            style = {"color": title_colors[i]} if title_colors is not None else {}
+            ax.set_title(str(titles[i]), fontsize=8, **style)
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
@@ -117,6 +125,7 @@ def training_curves(history: Any, metrics: Sequence[str] | None = None, *,
                     ax.plot(np.arange(1, len(values) + 1), values, style, marker=".",
                             label=f"{prefix}{label}")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(m)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -61,6 +61,15 @@ def test_image_grid_layout(images):
     assert arr.shape[:2] == (8, 8) and float(np.min(arr)) >= 0 and float(np.max(arr)) <= 1
 
 
+def test_image_grid_title_lines_and_colours():
+    one = plotting.image_grid(np.zeros((2, 8, 8)), titles=["a", "b"])
+    two = plotting.image_grid(np.zeros((2, 8, 8)), titles=["a\nx", "b\ny"], title_colors=["k", "red"])
+    assert two.get_figheight() > one.get_figheight()
+    assert two.axes[1].title.get_color() == "red"
+    with pytest.raises(ValueError, match="titles"):
+        plotting.image_grid(np.zeros((2, 8, 8)), titles=["a"])
+
+
 def test_image_grid_empty():
     with pytest.raises(ValueError, match="no images"):
         plotting.image_grid(np.zeros((0, 4, 4)))
@@ -77,6 +86,8 @@ def test_training_curves_single_and_compared():
     assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy"]
     assert len(fig.axes[0].lines) == 2
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [3, 2, 1])
+    ticks = fig.axes[0].get_xticks()
+    assert np.allclose(ticks, np.round(ticks)), "epochs are whole numbers"
     fig = plotting.training_curves({"MLP": h, "CNN": h.history}, metrics=["loss"])
     assert len(fig.axes) == 1 and len(fig.axes[0].lines) == 4
     with pytest.raises(TypeError):
