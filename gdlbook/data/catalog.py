@@ -11,9 +11,20 @@ FASHION_URLS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
                 "https://storage.googleapis.com/tensorflow/tf-keras-datasets/")
 
 
-def _idx(name: str, bases: tuple[str, ...], sha256: str, content_sha256: str | None = None) -> File:
-    return File(name, sha256=sha256, content_sha256=content_sha256,
-                urls=tuple(b + name for b in bases))
+IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+             "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+
+
+def _idx_format(bases: tuple[str, ...], digests: dict[str, tuple[str, str | None]]) -> Format:
+    """MNIST's four IDX files; ``digests`` maps each name to (sha256, sha256 of its content)."""
+    return Format(
+        name="idx",
+        description="the canonical IDX files",
+        decode=decode_idx_pair,
+        files={split: tuple(File(n, sha256=digests[n][0], content_sha256=digests[n][1],
+                                 urls=tuple(b + n for b in bases)) for n in names)
+               for split, names in IDX_FILES.items()},
+    )
 
 
 register(Dataset(
@@ -21,27 +32,18 @@ register(Dataset(
     title="MNIST",
     folder="mnist",
     classes=tuple(str(i) for i in range(10)),
-    formats=(Format(
-        name="idx",
-        description="the canonical IDX files",
-        decode=decode_idx_pair,
-        files={
-            "train": (
-                _idx("train-images-idx3-ubyte.gz", MNIST_URLS,
-                     "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
-                _idx("train-labels-idx1-ubyte.gz", MNIST_URLS,
-                     "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
-            ),
-            "test": (
-                _idx("t10k-images-idx3-ubyte.gz", MNIST_URLS,
-                     "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-                     "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
-                _idx("t10k-labels-idx1-ubyte.gz", MNIST_URLS,
-                     "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-                     "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
-            ),
-        },
-    ),),
+    formats=(_idx_format(MNIST_URLS, {
+        "train-images-idx3-ubyte.gz": (
+            "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", None),
+        "train-labels-idx1-ubyte.gz": (
+            "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", None),
+        "t10k-images-idx3-ubyte.gz": (
+            "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+        "t10k-labels-idx1-ubyte.gz": (
+            "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+    }),),
     how_to_get=("online, it is downloaded on first use; offline, put the four IDX files "
                 "(train-images-idx3-ubyte.gz, ...) in $GDL_DATA_DIR/mnist/ or in the user cache."),
     credit="Y. LeCun, C. Cortes, C. J. C. Burges; CC BY-SA 3.0.",
@@ -54,29 +56,21 @@ register(Dataset(
     system_dirs=("/usr/share/datasets/fashion-mnist",),
     classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
              "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-    formats=(Format(
-        name="idx",
-        description="the canonical IDX files",
-        decode=decode_idx_pair,
-        files={
-            "train": (
-                _idx("train-images-idx3-ubyte.gz", FASHION_URLS,
-                     "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
-                     "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
-                _idx("train-labels-idx1-ubyte.gz", FASHION_URLS,
-                     "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
-                     "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
-            ),
-            "test": (
-                _idx("t10k-images-idx3-ubyte.gz", FASHION_URLS,
-                     "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
-                     "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
-                _idx("t10k-labels-idx1-ubyte.gz", FASHION_URLS,
-                     "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
-                     "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
-            ),
-        },
-    ),),
+    # content digests too: Debian's package recompressed the files (same decompressed bytes)
+    formats=(_idx_format(FASHION_URLS, {
+        "train-images-idx3-ubyte.gz": (
+            "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+        "train-labels-idx1-ubyte.gz": (
+            "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+        "t10k-images-idx3-ubyte.gz": (
+            "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+        "t10k-labels-idx1-ubyte.gz": (
+            "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+    }),),
     how_to_get=("on Debian/Ubuntu, `apt-get install dataset-fashion-mnist`; online, it is "
                 "downloaded on first use; or put the four IDX files in $GDL_DATA_DIR/fashion-mnist/."),
     credit="H. Xiao, K. Rasul, R. Vollgraf (Zalando Research); MIT licence.",
