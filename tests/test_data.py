@@ -404,6 +404,34 @@ def test_real_mnist_test_split_and_cifar_subset(tmp_path, monkeypatch):
     assert len(set(y[:100].tolist())) == 10
 
 
+@pytest.mark.skipif(_shared() is None, reason="GDL_DATA_DIR with the shared data is not set")
+def test_real_celeba_subset_is_one_unlabelled_array(tmp_path, monkeypatch):
+    monkeypatch.setenv("GDL_CACHE_DIR", str(tmp_path))
+    x = data.load("celeba", "train", subset=64, complete=False, verbose=False)
+    assert isinstance(x, np.ndarray) and x.shape == (64, 109, 89, 3) and x.dtype == np.uint8
+    assert 40 < x.mean() < 220  # real photographs, not blank decodes
+    with pytest.raises(data.DataNotFoundError, match="Google"):
+        data.load("celeba", "train", complete=True)
+
+
+def test_image_zip_decoder(tmp_path):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(3):
+            b = io.BytesIO()
+            Image.new("RGB", (5, 4), (i * 50, 0, 0)).save(b, format="PNG")
+            zf.writestr(f"faces/{i:06d}.png", b.getvalue())
+        zf.writestr("faces/readme.txt", "not an image")
+    p = tmp_path / "f.zip"
+    p.write_bytes(buf.getvalue())
+    (x,) = formats.decode_image_zip("faces/", (4, 5))([p], "train")
+    assert x.shape == (3, 4, 5, 3) and x[:, 0, 0, 0].tolist() == [0, 50, 100]
+    with pytest.raises(ValueError, match="no images"):
+        formats.decode_image_zip("other/", (4, 5))([p], "train")
+
+
 @pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
                     reason="Debian's dataset-fashion-mnist is not installed")
 def test_real_fashion_mnist_from_the_debian_package(tmp_path, monkeypatch):

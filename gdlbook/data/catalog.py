@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from .formats import decode_cifar_binary, decode_idx_pair, decode_image_folder_zip
+from .formats import (
+    decode_cifar_binary,
+    decode_idx_pair,
+    decode_image_folder_zip,
+    decode_image_zip,
+)
 from .registry import Dataset, File, Format, register
 
 MNIST_URLS = ("https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -117,4 +122,27 @@ register(Dataset(
                 "its extracted cifar-10-batches-bin/ folder) in $GDL_DATA_DIR/cifar10/, or the "
                 "JPEG subset zip of the book's shared data for the smoke profile."),
     credit="A. Krizhevsky, Learning Multiple Layers of Features from Tiny Images, 2009.",
+))
+
+register(Dataset(
+    name="celeba",
+    title="CelebA (aligned faces)",
+    folder="celeba",
+    splits=("train",),
+    formats=(
+        Format(
+            name="jpeg-subset",
+            description="the first 5,000 aligned faces at half resolution (109×89, JPEG q≈75)",
+            decode=decode_image_zip("celebA/", (109, 89)),
+            complete=False,
+            files={"train": (File(
+                "celeba_aligned_89x109_first5k.zip",
+                sha256="de9cf75a7772a7dd90f06b50bb51175ce73c9db2a6182d42ea826310c4a4bc04"),)},
+        ),
+    ),
+    how_to_get=("the complete CelebA (202,599 faces) is distributed by its authors through Google "
+                "Drive and Kaggle, behind a licence page, so it is not downloaded automatically; "
+                "offline runs use the 5,000-face subset of the book's shared data "
+                "($GDL_DATA_DIR/celeba/celeba_aligned_89x109_first5k.zip)."),
+    credit="Z. Liu, P. Luo, X. Wang, X. Tang; non-commercial research use only.",
 ))

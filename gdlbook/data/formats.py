@@ -98,3 +98,26 @@ def decode_image_folder_zip(classes: Sequence[str], size: tuple[int, int]):
         return np.stack(xs)[order], np.asarray(ys, dtype=np.int64)[order]
 
     return decode
+
+
+def decode_image_zip(prefix: str, size: tuple[int, int]):
+    """A decoder for a zip of unlabelled ``<prefix><name>.jpg`` images, in file-name order."""
+
+    def decode(paths: Sequence[Path], split: str):
+        from PIL import Image
+
+        with zipfile.ZipFile(paths[0]) as zf:
+            names = sorted(n for n in zf.namelist()
+                           if n.startswith(prefix) and n.lower().endswith((".jpg", ".png")))
+            if not names:
+                raise ValueError(f"no images under {prefix!r} in the archive")
+            x = np.empty((len(names), *size, 3), dtype=np.uint8)
+            for i, n in enumerate(names):
+                with Image.open(io.BytesIO(zf.read(n))) as im:
+                    arr = np.asarray(im.convert("RGB"))
+                if arr.shape[:2] != size:
+                    raise ValueError(f"{n}: size {arr.shape[:2]}, expected {size}")
+                x[i] = arr
+        return (x,)
+
+    return decode

@@ -420,7 +420,8 @@ def load(name: str, split: str = "train", *, subset: int | None = None, seed: in
 
     Returns:
         What the format decodes to: ``(x, y)`` NumPy arrays for labelled images (``x`` uint8,
-        ``(N, H, W)`` or ``(N, H, W, 3)``; ``y`` int64 class indices).
+        ``(N, H, W)`` or ``(N, H, W, 3)``; ``y`` int64 class indices); the array ``x`` alone
+        for unlabelled images (CelebA).
     """
     ds = dataset(name)
     if complete is None:
@@ -445,4 +446,6 @@ def load(name: str, split: str = "train", *, subset: int | None = None, seed: in
                   f"from {found.fmt.description} ({found.where})")
     elif verbose:
         print(f"{ds.title} [{split}]: from {found.fmt.description} ({found.where})")
+    if isinstance(value, tuple) and len(value) == 1:  # unlabelled data: just the array
+        return value[0]
     return value
