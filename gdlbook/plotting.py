@@ -13,6 +13,19 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 
+def infer_value_range(x: Any) -> tuple[float, float]:
+    """The range pixels are in: uint8 → [0, 255]; within [0, 1] or [-1, 1] → that; else min–max."""
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        return (0.0, 255.0)
+    lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
+    if lo >= 0.0 and hi <= 1.0:
+        return (0.0, 1.0)
+    if lo >= -1.0 and hi <= 1.0:
+        return (-1.0, 1.0)
+    return (lo, hi if hi > lo else lo + 1.0)
+
+
 def to_display(images: Any, value_range: tuple[float, float] | None = None) -> np.ndarray:
     """Images as floats in [0, 1], shaped ``(N, H, W)`` (grey) or ``(N, H, W, 3)`` (colour).
 
@@ -35,16 +48,7 @@ def to_display(images: Any, value_range: tuple[float, float] | None = None) -> n
     if x.size == 0:
         raise ValueError("no images to show")
     if value_range is None:
-        if x.dtype == np.uint8:
-            value_range = (0.0, 255.0)
-        else:
-            lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
-            if lo >= 0.0 and hi <= 1.0:
-                value_range = (0.0, 1.0)
-            elif lo >= -1.0 and hi <= 1.0:
-                value_range = (-1.0, 1.0)
-            else:
-                value_range = (lo, hi if hi > lo else lo + 1.0)
+        value_range = infer_value_range(x)
     lo, hi = map(float, value_range)
     if not hi > lo:
         raise ValueError(f"value_range must be increasing, got {value_range}")

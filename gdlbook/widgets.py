@@ -44,7 +44,7 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image
 
-from gdlbook.plotting import to_display
+from gdlbook.plotting import infer_value_range, to_display
 
 #: ``nb_mime_priority_overrides`` for the book's ``_config.yml``: show the static explorer.
 MIME_PRIORITY_OVERRIDES = [[b, "text/html", 5] for b in ("html", "dirhtml", "singlehtml")]
@@ -168,10 +168,8 @@ def latent_explorer(decode: Callable[[np.ndarray], Any], dims: Sequence[int], *,
     z = np.repeat(base[None], len(positions), axis=0)
     z[:, dims] = values[np.array(positions)]
     raw = _decode(decode, z, batch_size)
-    if value_range is None:
-        lo, hi = float(np.nanmin(raw)), float(np.nanmax(raw))
-        value_range = next(r for r in ((0.0, 1.0), (-1.0, 1.0), (lo, max(hi, lo + 1e-6)))
-                           if r[0] <= lo and hi <= r[1])
+    if value_range is None:  # one scale for every image, live ones included
+        value_range = infer_value_range(raw)
     images = to_display(raw, value_range)
     uris = ["data:image/png;base64," + base64.b64encode(_png(x, cmap)).decode() for x in images]
     page = _static_html(uris, positions, home, values, labels, mode, size, images.shape[1:3])

@@ -28,6 +28,19 @@ CHAPTERS = ROOT / "chapters"
 GOLDEN = ROOT / "tests" / "golden"
 OUT = ROOT / "tests" / "_nbval"
 GOLDEN_TAG = "golden"
+#: The header every chapter starts with (jupytext MyST notebook + kernelspec).
+MYST_HEADER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+    format_version: 0.13
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+"""
 CHECK_TAG = "nbval-check-output"
 
 

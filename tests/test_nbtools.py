@@ -7,18 +7,7 @@ import pytest
 
 import nbtools
 
-CHAPTER = """---
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-    format_version: 0.13
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-
+CHAPTER = nbtools.MYST_HEADER + """
 # 9. A test chapter
 
 ```{code-cell} ipython3

@@ -16,6 +16,7 @@ import yaml
 from PIL import Image
 
 from gdlbook import widgets
+from nbtools import MYST_HEADER
 
 ROOT = Path(__file__).resolve().parents[1]
 VALUES = np.linspace(-3, 3, 13)
@@ -183,17 +184,7 @@ def test_book_config_shows_the_static_explorer():
             "renders the explorers' dead widget view instead of their static HTML")
 
 
-NOTEBOOK = """\
----
-jupytext:
-  text_representation:
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-
+NOTEBOOK = MYST_HEADER + """
 # Explorer
 
 ```{code-cell} ipython3
