@@ -3,24 +3,9 @@
 Each check runs in a fresh interpreter, because Keras fixes its backend at import time.
 """
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
 import pytest
 
-BACKENDS = ("tensorflow", "torch", "jax")
-
-
-def run_with_backend(backend: str, code: str, timeout: float = 300) -> dict:
-    """Run ``code`` under ``KERAS_BACKEND=backend``; it must print one JSON object last."""
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"{backend}:\n{proc.stderr[-3000:]}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+from backendrun import BACKENDS, run_with_backend
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

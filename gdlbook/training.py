@@ -1,0 +1,97 @@
+"""Training runs that survive an interruption (taught in chapter 3, used by every chapter that trains).
+
+A full-profile run can take an hour on a Colab GPU, and Colab sessions end without warning.
+:func:`resumable` returns a Keras ``BackupAndRestore`` callback that saves the model, the optimizer
+and the epoch number at the end of every epoch; calling ``fit()`` again with the same callback
+(in a new session, on a freshly built model) continues from the last saved epoch instead of
+starting over. It also keeps the per-epoch history of the epochs run before the interruption, so
+the training curves of a resumed run are complete. When ``fit()`` finishes, the backup is deleted.
+
+Backups live in :func:`run_dir`: ``$GDL_RUN_DIR`` (default ``<user cache>/runs``), one folder per
+chapter, run and profile, so a smoke run never resumes from a full one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import keras
+
+from gdlbook.data.registry import cache_dir
+from gdlbook import profile as _profile
+
+HISTORY_FILE = "history.json"
+
+
+def run_dir(chapter: str, run: str, *, profile: str | None = None) -> Path:
+    """The folder of one training run's backup: ``<root>/<chapter>/<run>-<profile>``."""
+    root = Path(os.environ.get("GDL_RUN_DIR") or cache_dir() / "runs")
+    return root / chapter / f"{run}-{_profile.current(profile)}"
+
+
+class ResumableBackup(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` that says when it resumes and keeps the history of earlier epochs.
+
+    ``resumed_from`` is the epoch training restarted at (0 for a fresh run). After ``fit()``
+    the returned ``History`` holds every epoch of the run, those before the interruption
+    included.
+    """
+
+    def __init__(self, backup_dir: str | os.PathLike, **kwargs):
+        super().__init__(str(backup_dir), **kwargs)
+        self.resumed_from = 0
+        self._past: dict[str, list[float]] = {}
+
+    @property
+    def _history_path(self) -> Path:
+        return Path(self.backup_dir) / HISTORY_FILE
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except ValueError as err:  # weights of another architecture, e.g. after a config change
+            raise RuntimeError(
+                f"Cannot resume from the backup in {self.backup_dir}: it does not fit this model "
+                f"({err}). Delete that folder to start this run from scratch.") from err
+        self.resumed_from = int(getattr(self.model, "_initial_epoch", None) or 0)
+        self._past = {}
+        if self.resumed_from and self._history_path.exists():
+            past = json.loads(self._history_path.read_text())
+            self._past = {k: v[: self.resumed_from] for k, v in past.items()}
+        if self.resumed_from:
+            print(f"Resuming from the backup in {self.backup_dir}: "
+                  f"epochs 1-{self.resumed_from} are done, continuing at epoch "
+                  f"{self.resumed_from + 1}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self._past.setdefault(key, []).append(float(value))
+        os.makedirs(self.backup_dir, exist_ok=True)
+        tmp = self._history_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._past))
+        os.replace(tmp, self._history_path)
+        super().on_epoch_end(epoch, logs)
+
+    def on_train_end(self, logs=None):
+        history = getattr(self.model, "history", None)
+        if self.resumed_from and history is not None:
+            n = self.resumed_from
+            for key, values in self._past.items():
+                history.history[key] = values[:n] + list(history.history.get(key, []))
+            history.epoch = list(range(n)) + list(history.epoch)
+        super().on_train_end(logs)
+        if self.delete_checkpoint and os.path.isdir(self.backup_dir):
+            shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+
+def resumable(chapter: str, run: str, *, profile: str | None = None,
+              **kwargs) -> ResumableBackup:
+    """A backup-and-restore callback for ``fit()``, kept in ``run_dir(chapter, run)``.
+
+    Keyword arguments go to ``keras.callbacks.BackupAndRestore`` (``save_freq``,
+    ``double_checkpoint``, ``delete_checkpoint``).
+    """
+    return ResumableBackup(run_dir(chapter, run, profile=profile), **kwargs)

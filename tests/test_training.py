@@ -1,0 +1,87 @@
+"""gdlbook.training: an interrupted fit() resumes from its last saved epoch, on every backend."""
+
+import pytest
+
+from backendrun import BACKENDS, run_with_backend
+
+RESUME = """
+    import json, os
+    import numpy as np, keras
+    from gdlbook import set_seed, training
+
+    os.environ["GDL_RUN_DIR"] = {run_root!r}
+    x = np.random.default_rng(0).normal(size=(128, 4)).astype("float32")
+    y = x @ np.array([[1.0], [-1.0], [2.0], [0.5]], dtype="float32")
+
+    def build():
+        set_seed(0)
+        m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(1)])
+        m.compile(keras.optimizers.Adam(0.01), "mse")
+        return m
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 3:
+                raise KeyboardInterrupt("the Colab session ended")
+
+    model = build()
+    first = training.resumable("test", "dense", profile="smoke")
+    try:
+        model.fit(x, y, epochs=6, batch_size=32, verbose=0, callbacks=[first, Interrupt()])
+    except KeyboardInterrupt:
+        pass
+    backup = sorted(os.listdir(first.backup_dir))
+
+    model = build()                      # a new session: fresh weights
+    cb = training.resumable("test", "dense", profile="smoke")
+    history = model.fit(x, y, epochs=6, batch_size=32, verbose=0, callbacks=[cb])
+    print(json.dumps(dict(
+        backup=backup, resumed_from=cb.resumed_from, epochs=history.epoch,
+        loss=history.history["loss"], left=os.path.exists(cb.backup_dir))))
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_interrupted_fit_resumes_from_saved_epoch(backend, tmp_path):
+    out = run_with_backend(backend, RESUME.format(run_root=str(tmp_path)))
+    assert "latest.weights.h5" in out["backup"] and "history.json" in out["backup"]
+    assert out["resumed_from"] == 3, "did not resume at the epoch after the last saved one"
+    assert out["epochs"] == list(range(6)), "history of the resumed run is incomplete"
+    assert len(out["loss"]) == 6
+    # the restored weights carry on: the first resumed epoch continues the falling curve
+    assert out["loss"][3] < out["loss"][0]
+    assert not out["left"], "the backup must be deleted once the run completes"
+
+
+def test_run_dir_separates_profiles(tmp_path, monkeypatch):
+    from gdlbook import training
+    monkeypatch.setenv("GDL_RUN_DIR", str(tmp_path))
+    smoke = training.run_dir("ch03", "vae", profile="smoke")
+    full = training.run_dir("ch03", "vae", profile="full")
+    assert smoke != full and smoke.parent == full.parent == tmp_path / "ch03"
+
+
+def test_resume_into_another_architecture_says_what_to_do(tmp_path, monkeypatch):
+    import keras
+    import numpy as np
+    from gdlbook import training
+    monkeypatch.setenv("GDL_RUN_DIR", str(tmp_path))
+    x = np.zeros((8, 4), "float32")
+
+    def model(width):
+        m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(width), keras.layers.Dense(1)])
+        m.compile("adam", "mse")
+        return m
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model(3).fit(x, x[:, :1], epochs=3, verbose=0,
+                     callbacks=[training.resumable("t", "m", profile="smoke"), Stop()])
+    with pytest.raises(RuntimeError, match="Delete that folder"):
+        model(5).fit(x, x[:, :1], epochs=3, verbose=0,
+                     callbacks=[training.resumable("t", "m", profile="smoke")])
