@@ -50,6 +50,10 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         return Path(self.backup_dir) / HISTORY_FILE
 
     def on_train_begin(self, logs=None):
+        if not self.model.built:
+            raise ValueError(
+                f"{self.model.name} must be built before fit() can back it up: call it once on "
+                "a batch of data first, e.g. model(x[:1]).")
         try:
             super().on_train_begin(logs)
         except ValueError as err:  # weights of another architecture, e.g. after a config change
