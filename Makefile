@@ -9,7 +9,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test unit notebooks strict-build golden clean
+.PHONY: book test unit notebooks strict-build pages golden clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +21,10 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build .
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
-test: unit notebooks strict-build
+test: unit notebooks strict-build pages
 
 unit: $(STAMP)
-	GDL_PROFILE=smoke $(BIN)/python -m pytest tests --ignore=tests/_nbval
+	GDL_PROFILE=smoke $(BIN)/python -m pytest tests --ignore=tests/_nbval --ignore=tests/test_book_pages.py
 
 notebooks: $(STAMP)
 	$(BIN)/python tests/nbtools.py prepare
@@ -33,6 +33,10 @@ notebooks: $(STAMP)
 # Smoke-profile build in its own folder, so its cached outputs never stand in for a full run.
 strict-build: $(STAMP)
 	GDL_PROFILE=smoke $(BIN)/jupyter-book build . -W -n --keep-going --path-output _build/smoke
+
+# The built pages in headless Chromium (the static latent explorers really respond).
+pages: $(STAMP)
+	GDL_BOOK_HTML=_build/smoke/_build/html $(BIN)/python -m pytest tests/test_book_pages.py -p no:cacheprovider
 
 # Re-record the golden outputs of cells tagged `golden` (after a deliberate change).
 golden: $(STAMP)

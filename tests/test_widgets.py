@@ -16,6 +16,7 @@ import yaml
 from PIL import Image
 
 from gdlbook import widgets
+from browser import chromium, needs_chromium
 from nbtools import MYST_HEADER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,25 +232,12 @@ def test_built_page_holds_the_static_explorer(built_page):
     assert len(static_data(explorer)["images"]) == 49
 
 
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
-                    reason="needs Chromium: apt-get install chromium chromium-driver")
+@needs_chromium
 def test_static_explorer_sliders_swap_the_image_in_a_browser(built_page, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"):
-        opts.add_argument(flag)
-    opts.page_load_strategy = "eager"  # the explorer's script runs while the page is parsed
-    # Debian's chromedriver: Selenium Manager downloads nothing
-    driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"),
-                              options=opts)
-    try:
+    with chromium(tmp_path / "profile") as driver:
         driver.get(built_page.as_uri())
         root = driver.find_element(By.CSS_SELECTOR, ".gdl-latent-explorer")
         img = root.find_element(By.TAG_NAME, "img")
@@ -267,5 +255,3 @@ def test_static_explorer_sliders_swap_the_image_in_a_browser(built_page, tmp_pat
         np.testing.assert_allclose(shown(), [1, -3], atol=0.03)
         outputs = [o.text for o in root.find_elements(By.TAG_NAME, "output")]
         assert outputs == ["1.00", "-3.00"]
-    finally:
-        driver.quit()

@@ -1,0 +1,82 @@
+"""The built book's chapter pages, in a real browser (run after the build: `make pages`).
+
+Chapter 3 embeds two static latent explorers (the 2-D Fashion-MNIST VAE and three dimensions of
+the face VAE). In the HTML page, with no kernel, moving a slider must show the decoded image of the
+new slider position.
+"""
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from browser import chromium, needs_chromium
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = Path(os.environ.get("GDL_BOOK_HTML", ROOT / "_build" / "smoke" / "_build" / "html")).resolve()
+VAE_PAGE = HTML / "chapters" / "03_variational_autoencoders.html"
+
+
+@pytest.fixture(scope="module")
+def vae_page() -> Path:
+    if not VAE_PAGE.exists():
+        pytest.fail(f"{VAE_PAGE} is missing: build the book first (make strict-build), or point "
+                    "GDL_BOOK_HTML at a built book's html folder")
+    return VAE_PAGE
+
+
+def explorers(html: str) -> list[dict]:
+    return [json.loads(m) for m in re.findall(
+        r'class="gdl-latent-explorer".*?<script type="application/json">(.*?)</script>',
+        html, re.S)]
+
+
+def test_chapter_3_holds_two_self_contained_explorers(vae_page):
+    html = vae_page.read_text()
+    found = explorers(html)
+    assert [d["mode"] for d in found] == ["grid", "axes"]
+    assert len(found[0]["images"]) == 13 ** 2          # every combination of two 13-step sliders
+    assert len(found[1]["images"]) == 1 + 3 * 8        # three 9-step sliders, one at a time
+    assert all(u.startswith("data:image/png;base64,") for d in found for u in d["images"])
+    assert "application/vnd.jupyter.widget-view+json" not in html, "no dead widget view"
+
+
+def expected_index(data: dict, positions: list[int]) -> int:
+    n = len(data["values"])
+    if data["mode"] == "grid":
+        index = 0
+        for k in positions:
+            index = index * n + k
+        return index
+    moved = [j for j, (k, h) in enumerate(zip(positions, data["home"])) if k != h]
+    assert len(moved) <= 1
+    return data["table"][moved[0]][positions[moved[0]]] if moved else data["table"][0][data["home"][0]]
+
+
+@needs_chromium
+def test_moving_a_slider_shows_the_decoded_image_of_the_new_position(vae_page, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    data = explorers(vae_page.read_text())
+    with chromium(tmp_path / "profile") as driver:
+        driver.get(vae_page.as_uri())
+        roots = driver.find_elements(By.CSS_SELECTOR, ".gdl-latent-explorer")
+        assert len(roots) == len(data) == 2
+        for root, d in zip(roots, data):
+            img = root.find_element(By.TAG_NAME, "img")
+            sliders = root.find_elements(By.CSS_SELECTOR, "input[type=range]")
+            positions = list(d["home"])
+            assert img.get_attribute("src") == d["images"][expected_index(d, positions)]
+            j = len(sliders) - 1                       # the last slider, one step up (or down)
+            key = Keys.ARROW_RIGHT if positions[j] < len(d["values"]) - 1 else Keys.ARROW_LEFT
+            driver.execute_script("arguments[0].scrollIntoView();", sliders[j])
+            sliders[j].send_keys(key)
+            positions[j] += 1 if key == Keys.ARROW_RIGHT else -1
+            src = img.get_attribute("src")
+            assert src == d["images"][expected_index(d, positions)]
+            assert src != d["images"][expected_index(d, d["home"])], "the image did not change"
+            shown = root.find_elements(By.TAG_NAME, "output")[j].text
+            assert float(shown) == pytest.approx(d["values"][positions[j]], abs=0.01)
