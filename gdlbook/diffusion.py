@@ -239,14 +239,20 @@ class DiffusionModel(keras.Model):
         return next_images, predicted_images
 
     def generate(self, initial_noise, diffusion_steps: int, eta: float = 0.0,
-                 seed: int = 0) -> np.ndarray:
+                 seed: int = 0, batch_size: int = 256) -> np.ndarray:
         """Sample images from ``initial_noise`` in ``diffusion_steps`` DDIM steps.
 
-        The batch is denoised in parallel: one network call per step. Returns pixels in [0, 1]
-        as a NumPy array; with ``eta`` = 0 the result depends on ``initial_noise`` only.
+        Each batch of ``batch_size`` images is denoised in parallel: one network call per step.
+        Returns pixels in [0, 1] as a NumPy array; with ``eta`` = 0 the result depends on
+        ``initial_noise`` only.
         """
         if diffusion_steps < 1:
             raise ValueError(f"diffusion_steps must be at least 1; got {diffusion_steps}")
+        if int(initial_noise.shape[0]) > batch_size:  # bounded memory for large samples
+            noise = ops.convert_to_numpy(initial_noise)
+            return np.concatenate([
+                self.generate(noise[i:i + batch_size], diffusion_steps, eta, seed + i, batch_size)
+                for i in range(0, len(noise), batch_size)])
         seed_generator = keras.random.SeedGenerator(seed)
         x = ops.convert_to_tensor(initial_noise, "float32")
         step = 1.0 / diffusion_steps
