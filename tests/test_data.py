@@ -439,3 +439,27 @@ def test_real_fashion_mnist_from_the_debian_package(tmp_path, monkeypatch):
     monkeypatch.setenv("GDL_DATA_DIR", str(tmp_path / "empty"))
     x, y = data.load("fashion_mnist", "test", complete=True, verbose=False)
     assert x.shape == (10_000, 28, 28) and np.bincount(y).tolist() == [1000] * 10
+
+
+def test_image_folder_square_decoder_crops_resizes_and_counts(tmp_path):
+    from PIL import Image
+
+    from gdlbook.data.formats import decode_image_folder_square
+
+    folder = tmp_path / "jpg"
+    folder.mkdir()
+    for i, (h, w) in enumerate([(30, 40), (50, 20), (24, 24)], start=1):
+        Image.new("RGB", (w, h), (200, 30 * i, 10)).save(folder / f"image_{i:05d}.jpg")
+    (x,) = decode_image_folder_square("image_*.jpg", 3, 8)([folder / "image_00003.jpg"], "train")
+    assert x.shape == (3, 8, 8, 3) and x.dtype == np.uint8
+    assert abs(int(x[1, 4, 4, 1]) - 60) < 8  # second image, in name order
+    with pytest.raises(ValueError, match="expected 4"):
+        decode_image_folder_square("image_*.jpg", 4, 8)([folder / "image_00003.jpg"], "train")
+
+
+def test_oxford_flowers_is_registered_with_its_canonical_archive():
+    ds = data.dataset("oxford_flowers102")
+    (fmt,) = ds.formats
+    assert fmt.complete and fmt.archive.name == "102flowers.tgz"
+    assert fmt.archive.urls == ("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/102flowers.tgz",)
+    assert fmt.files["train"][0].name == "jpg/image_08189.jpg"

@@ -1,15 +1,25 @@
+"""gdlbook.images: the square centre crop and resize of the image-generating chapters."""
+
 import numpy as np
 import pytest
 
 from gdlbook.images import center_crop_resize
 
 
-def test_crop_is_centred_and_square():
-    x = np.zeros((2, 10, 6, 3), np.uint8)
-    x[:, 2:8] = 200                       # the centred 6×6 square is bright, the rest dark
-    out = center_crop_resize(x, 6)
-    assert out.shape == (2, 6, 6, 3) and out.dtype == np.uint8
-    assert (out == 200).all()
+def test_crop_is_centred_and_resized():
+    x = np.zeros((2, 10, 6, 3), dtype=np.uint8)
+    x[:, 2:8] = 200  # the central 6×6 square
+    out = center_crop_resize(x, 3)
+    assert out.shape == (2, 3, 3, 3) and out.dtype == np.uint8
+    assert np.all(out == 200)
+    wide = np.zeros((1, 4, 8, 1), dtype=np.uint8)
+    wide[:, :, 2:6] = 50
+    assert np.all(center_crop_resize(wide, 4) == 50)
+
+
+def test_same_size_is_the_crop_itself():
+    x = np.random.default_rng(0).integers(0, 256, (3, 9, 7, 3), dtype=np.uint8)
+    assert np.array_equal(center_crop_resize(x, 7), x[:, 1:8])
 
 
 def test_resize_keeps_the_mean_and_grey_images():
@@ -19,9 +29,11 @@ def test_resize_keeps_the_mean_and_grey_images():
     assert out.shape == (3, 32, 32, 3)
     assert abs(out.mean() - x[:, 10:99].mean()) < 3
     assert center_crop_resize(x[..., 0], 16).shape == (3, 16, 16)
+    assert center_crop_resize(x[..., :1], 16).shape == (3, 16, 16, 1)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((4, 4), np.uint8), np.zeros((1, 4, 4), np.float32)])
-def test_bad_input(bad):
+@pytest.mark.parametrize("bad", [np.zeros((4, 4), np.uint8), np.zeros((1, 4, 4, 2), np.uint8),
+                                 np.zeros((1, 4, 4, 3), np.float32)])
+def test_bad_inputs(bad):
     with pytest.raises(ValueError):
         center_crop_resize(bad, 2)

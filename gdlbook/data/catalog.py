@@ -5,6 +5,7 @@ from __future__ import annotations
 from .formats import (
     decode_cifar_binary,
     decode_idx_pair,
+    decode_image_folder_square,
     decode_image_folder_zip,
     decode_image_zip,
 )
@@ -145,4 +146,32 @@ register(Dataset(
                 "offline runs use the 5,000-face subset of the book's shared data "
                 "($GDL_DATA_DIR/celeba/celeba_aligned_89x109_first5k.zip)."),
     credit="Z. Liu, P. Luo, X. Wang, X. Tang; non-commercial research use only.",
+))
+
+FLOWERS_COUNT = 8_189
+FLOWERS_SIZE = 128
+
+register(Dataset(
+    name="oxford_flowers102",
+    title="Oxford 102 Flowers",
+    folder="oxford_flowers102",
+    splits=("train",),
+    formats=(
+        Format(
+            name="jpeg",
+            description=(f"the canonical 102flowers.tgz ({FLOWERS_COUNT:,} JPEG images), each "
+                         f"centre-cropped and resized to {FLOWERS_SIZE}×{FLOWERS_SIZE}"),
+            # the last image stands for the folder; the decoder reads and counts all of them
+            decode=decode_image_folder_square("image_*.jpg", FLOWERS_COUNT, FLOWERS_SIZE),
+            files={"train": (File(f"jpg/image_{FLOWERS_COUNT:05d}.jpg"),)},
+            # no published checksum: the archive is verified by decoding all 8,189 images
+            archive=File("102flowers.tgz",
+                         urls=("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/102flowers.tgz",)),
+        ),
+    ),
+    how_to_get=("online, 102flowers.tgz (about 330 MB) is downloaded from the Visual Geometry "
+                "Group's site on first use; offline, put 102flowers.tgz (or its extracted jpg/ "
+                "folder) in $GDL_DATA_DIR/oxford_flowers102/."),
+    credit=("M.-E. Nilsback and A. Zisserman, Automated Flower Classification over a Large "
+            "Number of Classes, ICVGIP 2008."),
 ))

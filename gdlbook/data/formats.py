@@ -121,3 +121,31 @@ def decode_image_zip(prefix: str, size: tuple[int, int]):
         return (x,)
 
     return decode
+
+
+
+def decode_image_folder_square(pattern: str, count: int, size: int):
+    """A decoder for a folder of photographs of any size: each centre-cropped to a square, resized.
+
+    The format names one file of the folder (the last image); the decoder reads every file
+    matching ``pattern`` beside it, in name order, and checks that there are ``count`` of them.
+    Returns one uint8 array ``(count, size, size, 3)``. Used for Oxford 102 Flowers.
+    """
+
+    def decode(paths: Sequence[Path], split: str):
+        from PIL import Image
+
+        from gdlbook.images import center_crop_resize
+
+        files = sorted(Path(paths[0]).parent.glob(pattern))
+        if len(files) != count:
+            raise ValueError(f"{len(files)} files match {pattern!r}, expected {count}")
+        x = np.empty((count, size, size, 3), dtype=np.uint8)
+        for i, p in enumerate(files):
+            with Image.open(p) as im:
+                im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, still ≥ size
+                arr = np.asarray(im.convert("RGB"))
+            x[i] = center_crop_resize(arr[None], size)[0]
+        return (x,)
+
+    return decode

@@ -1,0 +1,286 @@
+"""Denoising diffusion: noise schedules, the denoising U-Net and a DDIM model (taught in chapter 8).
+
+Chapter 8 derives every piece of this module; the multimodal chapter reuses the U-Net and the
+schedules. Everything is written with ``keras.ops`` and runs on TensorFlow, PyTorch and JAX.
+
+- Noise schedules map a diffusion time ``t`` in [0, 1] to ``(noise_rates, signal_rates)``, with
+  ``signal_rates**2 + noise_rates**2 == 1``: a noisy image is
+  ``signal_rates * image + noise_rates * noise``.
+- :func:`build_unet` builds the residual U-Net that predicts the noise in a noisy image, given
+  the noise variance (embedded by :class:`SinusoidalEmbedding`).
+- :class:`DiffusionModel` trains that network through ``compute_loss`` (so ``fit()`` works on
+  every backend) and samples with DDIM, deterministic or stochastic, vectorised over the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+# --------------------------------------------------------------------------- noise schedules
+
+LINEAR_BETA_MIN, LINEAR_BETA_MAX, LINEAR_STEPS = 1e-4, 0.02, 1000
+
+
+def linear_schedule(diffusion_times):
+    """DDPM's linear schedule (Ho et al., 2020) in continuous time.
+
+    DDPM adds noise in 1,000 steps with variances β rising linearly from 1e-4 to 0.02, so the
+    signal that survives to step ``T t`` is ᾱ(t) = ∏(1 - β) ≈ exp(-T ∫₀ᵗ β(s) ds).
+    """
+    t = diffusion_times
+    integral = LINEAR_STEPS * (LINEAR_BETA_MIN * t
+                               + 0.5 * (LINEAR_BETA_MAX - LINEAR_BETA_MIN) * t**2)
+    alpha_bars = ops.exp(-integral)
+    return ops.sqrt(1.0 - alpha_bars), ops.sqrt(alpha_bars)
+
+
+def cosine_schedule(diffusion_times):
+    """The cosine schedule (Nichol & Dhariwal, 2021, without their small offset): ᾱ = cos²(πt/2)."""
+    angles = diffusion_times * (math.pi / 2)
+    return ops.sin(angles), ops.maximum(ops.cos(angles), 0.0)  # cos(π/2) is -4e-8 in float32
+
+
+def offset_cosine_schedule(diffusion_times, min_signal_rate: float = 0.02,
+                           max_signal_rate: float = 0.95):
+    """The cosine schedule restricted to signal rates in [0.02, 0.95].
+
+    The angle moves linearly from arccos(0.95) at t = 0 to arccos(0.02) at t = 1, so the
+    network never sees a noise-free image (nothing to learn) nor a signal-free one (dividing by a
+    zero signal rate when estimating the image).
+    """
+    start = math.acos(max_signal_rate)
+    end = math.acos(min_signal_rate)
+    angles = start + diffusion_times * (end - start)
+    return ops.sin(angles), ops.cos(angles)
+
+
+SCHEDULES: dict[str, Callable] = {
+    "linear": linear_schedule,
+    "cosine": cosine_schedule,
+    "offset_cosine": offset_cosine_schedule,
+}
+
+
+# --------------------------------------------------------------------------- the U-Net
+
+
+@keras.saving.register_keras_serializable(package="gdlbook")
+class SinusoidalEmbedding(layers.Layer):
+    """Embed a scalar (the noise variance) as sines and cosines of geometrically spaced frequencies.
+
+    Input ``(..., 1)``, output ``(..., dims)``: ``[sin(2π f_k x), cos(2π f_k x)]`` for ``dims/2``
+    frequencies ``f_k`` from ``min_frequency`` to ``max_frequency``, evenly spaced in log scale,
+    like the position encoding of a transformer.
+    """
+
+    def __init__(self, dims: int = 32, min_frequency: float = 1.0,
+                 max_frequency: float = 1000.0, **kwargs):
+        super().__init__(**kwargs)
+        if dims % 2:
+            raise ValueError(f"dims must be even; got {dims}")
+        self.dims, self.min_frequency, self.max_frequency = dims, min_frequency, max_frequency
+        freqs = np.exp(np.linspace(np.log(min_frequency), np.log(max_frequency), dims // 2))
+        self.angular_speeds = (2.0 * np.pi * freqs).astype("float32")
+
+    def call(self, x):
+        angles = ops.cast(x, "float32") * self.angular_speeds
+        return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.dims)
+
+    def get_config(self):
+        return {**super().get_config(), "dims": self.dims,
+                "min_frequency": self.min_frequency, "max_frequency": self.max_frequency}
+
+
+def residual_block(x, width: int, norm_momentum: float = 0.99):
+    """Normalise → 3×3 conv (swish) → 3×3 conv, plus the input (1×1-projected if widths differ)."""
+    residual = x if x.shape[-1] == width else layers.Conv2D(width, 1)(x)
+    x = layers.BatchNormalization(center=False, scale=False, momentum=norm_momentum)(x)
+    x = layers.Conv2D(width, 3, padding="same", activation="swish")(x)
+    x = layers.Conv2D(width, 3, padding="same")(x)
+    return layers.Add()([x, residual])
+
+
+def down_block(x, skips: list, width: int, depth: int, norm_momentum: float = 0.99):
+    """``depth`` residual blocks, each output kept in ``skips``; then halve the resolution."""
+    for _ in range(depth):
+        x = residual_block(x, width, norm_momentum)
+        skips.append(x)
+    return layers.AveragePooling2D(pool_size=2)(x)
+
+
+def up_block(x, skips: list, width: int, depth: int, norm_momentum: float = 0.99):
+    """Double the resolution; then ``depth`` residual blocks, each fed the matching skip."""
+    x = layers.UpSampling2D(size=2, interpolation="bilinear")(x)
+    for _ in range(depth):
+        x = layers.Concatenate()([x, skips.pop()])
+        x = residual_block(x, width, norm_momentum)
+    return x
+
+
+def build_unet(image_size: int, widths: Sequence[int] = (32, 64, 96, 128), block_depth: int = 2,
+               embedding_dims: int = 32, channels: int = 3,
+               norm_momentum: float = 0.99) -> keras.Model:
+    """The denoising U-Net: (noisy images, noise variances) → predicted noise.
+
+    Args:
+        image_size: side of the square images; divisible by ``2 ** (len(widths) - 1)``.
+        widths: channels at each resolution; the last is the bottleneck's.
+        block_depth: residual blocks per resolution, on the way down and on the way up.
+        embedding_dims: size of the sinusoidal embedding of the noise variance.
+        channels: image channels.
+        norm_momentum: momentum of the batch normalisations' moving statistics.
+
+    Returns:
+        A functional model with inputs ``(N, size, size, channels)`` and ``(N, 1, 1, 1)``.
+    """
+    if image_size % 2 ** (len(widths) - 1):
+        raise ValueError(f"image_size {image_size} is not divisible by 2**{len(widths) - 1}")
+    noisy_images = keras.Input((image_size, image_size, channels), name="noisy_images")
+    noise_variances = keras.Input((1, 1, 1), name="noise_variances")
+
+    e = SinusoidalEmbedding(embedding_dims)(noise_variances)
+    e = layers.UpSampling2D(size=image_size, interpolation="nearest")(e)
+    x = layers.Conv2D(widths[0], 1)(noisy_images)
+    x = layers.Concatenate()([x, e])
+
+    skips: list = []
+    for width in widths[:-1]:
+        x = down_block(x, skips, width, block_depth, norm_momentum)
+    for _ in range(block_depth):
+        x = residual_block(x, widths[-1], norm_momentum)
+    for width in reversed(widths[:-1]):
+        x = up_block(x, skips, width, block_depth, norm_momentum)
+
+    # zero-initialised output: the untrained network predicts "no noise"
+    outputs = layers.Conv2D(channels, 1, kernel_initializer="zeros")(x)
+    return keras.Model([noisy_images, noise_variances], outputs, name="residual_unet")
+
+
+# --------------------------------------------------------------------------- the diffusion model
+
+
+class DiffusionModel(keras.Model):
+    """A DDIM diffusion model: trains ``network`` to predict noise, samples by denoising.
+
+    ``call(images)`` draws a noise level and a noise image per example, mixes them with the
+    (normalised) images and returns ``(noises, predicted_noises)``; :meth:`compute_loss` is
+    their mean absolute error. The ``normalizer`` must be adapted on the training images before
+    training.
+    """
+
+    def __init__(self, network: keras.Model, schedule: str = "offset_cosine", seed: int = 0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {schedule!r}; choose from {sorted(SCHEDULES)}")
+        self.network = network
+        self.schedule_name = schedule
+        self.schedule = SCHEDULES[schedule]
+        self.image_shape = tuple(network.inputs[0].shape[1:])
+        self.normalizer = layers.Normalization(axis=-1)
+        self.normalizer.build((None, *self.image_shape))
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.built = True
+
+    def call(self, images, training=False):
+        images = self.normalizer(images)
+        batch = ops.shape(images)[0]
+        noises = keras.random.normal(ops.shape(images), seed=self.seed_generator)
+        times = keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator)
+        noise_rates, signal_rates = self.schedule(times)
+        noisy_images = signal_rates * images + noise_rates * noises
+        predicted_noises = self.network([noisy_images, noise_rates**2], training=training)
+        return noises, predicted_noises
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        noises, predicted_noises = y_pred
+        return ops.mean(ops.abs(noises - predicted_noises))
+
+    def denormalize(self, images):
+        """Normalised images back to pixels in [0, 1]."""
+        mean, variance = self.normalizer.mean, self.normalizer.variance
+        return ops.clip(mean + images * ops.sqrt(variance), 0.0, 1.0)
+
+    def denoise(self, noisy_images, noise_rates, signal_rates):
+        """The network's noise estimate, and the image estimate it implies (inference mode).
+
+        The network runs through ``predict_on_batch``, Keras's compiled forward pass: a sampler
+        calls it once per step, and eager calls would cost several times more.
+        """
+        predicted_noises = ops.convert_to_tensor(self.network.predict_on_batch(
+            [ops.convert_to_numpy(noisy_images), ops.convert_to_numpy(noise_rates**2)]))
+        predicted_images = (noisy_images - noise_rates * predicted_noises) / signal_rates
+        return predicted_noises, predicted_images
+
+    def ddim_step(self, noisy_images, t, t_next, eta: float = 0.0, seed=None):
+        """One reverse step from time ``t`` to ``t_next`` for the whole batch (DDIM; ``eta`` = 1 ≈ DDPM)."""
+        batch = ops.shape(noisy_images)[0]
+        noise_rates, signal_rates = self.schedule(ops.full((batch, 1, 1, 1), t))
+        next_noise_rates, next_signal_rates = self.schedule(ops.full((batch, 1, 1, 1), t_next))
+        predicted_noises, predicted_images = self.denoise(noisy_images, noise_rates,
+                                                          signal_rates)
+        # sigma: the fresh noise of this step; 0 is deterministic DDIM
+        sigmas = eta * (next_noise_rates / noise_rates) * ops.sqrt(
+            ops.maximum(1.0 - signal_rates**2 / next_signal_rates**2, 0.0))
+        next_images = (next_signal_rates * predicted_images
+                       + ops.sqrt(ops.maximum(next_noise_rates**2 - sigmas**2, 0.0))
+                       * predicted_noises)
+        if eta > 0:
+            next_images = next_images + sigmas * keras.random.normal(
+                ops.shape(noisy_images), seed=seed)
+        return next_images, predicted_images
+
+    def generate(self, initial_noise, diffusion_steps: int, eta: float = 0.0,
+                 seed: int = 0, batch_size: int = 256) -> np.ndarray:
+        """Sample images from ``initial_noise`` in ``diffusion_steps`` DDIM steps.
+
+        Each batch of ``batch_size`` images is denoised in parallel: one network call per step.
+        Returns pixels in [0, 1] as a NumPy array; with ``eta`` = 0 the result depends on
+        ``initial_noise`` only.
+        """
+        if diffusion_steps < 1:
+            raise ValueError(f"diffusion_steps must be at least 1; got {diffusion_steps}")
+        if int(initial_noise.shape[0]) > batch_size:  # bounded memory for large samples
+            noise = ops.convert_to_numpy(initial_noise)
+            return np.concatenate([
+                self.generate(noise[i:i + batch_size], diffusion_steps, eta, seed + i, batch_size)
+                for i in range(0, len(noise), batch_size)])
+        seed_generator = keras.random.SeedGenerator(seed)
+        x = ops.convert_to_tensor(initial_noise, "float32")
+        step = 1.0 / diffusion_steps
+        for i in range(diffusion_steps):
+            t = 1.0 - i * step
+            x, predicted_images = self.ddim_step(x, t, t - step, eta, seed_generator)
+        return ops.convert_to_numpy(self.denormalize(predicted_images))
+
+    def sample(self, num_images: int, diffusion_steps: int, eta: float = 0.0,
+               seed: int = 0) -> np.ndarray:
+        """``num_images`` new images: Gaussian noise (seeded), denoised by :meth:`generate`."""
+        noise = keras.random.normal((num_images, *self.image_shape), seed=seed)
+        return self.generate(noise, diffusion_steps, eta=eta, seed=seed + 1)
+
+
+def spherical_interpolation(a, b, weights) -> np.ndarray:
+    """Points between ``a`` and ``b`` on the great circle, one per weight in [0, 1] (slerp).
+
+    Interpolating two Gaussian noise images linearly shrinks their norm halfway (by up to √2);
+    moving along the sphere keeps it, so every point still looks like noise the model knows.
+    Returns ``(len(weights), *a.shape)``.
+    """
+    a = np.asarray(a, dtype="float64")
+    b = np.asarray(b, dtype="float64")
+    cos = np.sum(a * b) / (np.linalg.norm(a) * np.linalg.norm(b))
+    theta = np.arccos(np.clip(cos, -1.0, 1.0))
+    w = np.asarray(weights, dtype="float64").reshape(-1, *([1] * a.ndim))
+    if theta < 1e-6:  # (almost) parallel: the arc is a line
+        return ((1 - w) * a + w * b).astype("float32")
+    out = (np.sin((1 - w) * theta) * a + np.sin(w * theta) * b) / np.sin(theta)
+    return out.astype("float32")

@@ -1,0 +1,85 @@
+"""gdlbook.diffusion: schedules, the U-Net, training through compute_loss on every backend, DDIM."""
+
+import numpy as np
+import pytest
+
+from backendrun import BACKENDS, run_with_backend
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "offset_cosine"])
+def test_schedules_are_monotone_and_preserve_variance(name):
+    import keras
+    from gdlbook import diffusion
+
+    t = np.linspace(0.0, 1.0, 201, dtype="float32")
+    noise, signal = (keras.ops.convert_to_numpy(r) for r in diffusion.SCHEDULES[name](t))
+    np.testing.assert_allclose(signal**2 + noise**2, 1.0, atol=1e-5)
+    assert np.all(np.diff(signal) < 0) and np.all(np.diff(noise) > 0)
+    assert np.all((signal >= 0) & (signal <= 1) & (noise >= 0) & (noise <= 1))
+    assert signal[0] > 0.9 and signal[-1] < 0.05
+
+
+def test_unet_shapes_and_embedding():
+    import keras
+    from gdlbook import diffusion
+
+    net = diffusion.build_unet(16, widths=(8, 16), block_depth=1, embedding_dims=8)
+    x = np.zeros((2, 16, 16, 3), "float32")
+    out = net([x, np.full((2, 1, 1, 1), 0.5, "float32")])
+    assert tuple(out.shape) == (2, 16, 16, 3)
+    assert np.all(keras.ops.convert_to_numpy(out) == 0)  # zero-initialised output layer
+    e = keras.ops.convert_to_numpy(diffusion.SinusoidalEmbedding(8)(np.zeros((1, 1), "float32")))
+    np.testing.assert_allclose(e, [[0, 0, 0, 0, 1, 1, 1, 1]], atol=1e-6)
+    with pytest.raises(ValueError):
+        diffusion.build_unet(18, widths=(8, 16, 24))
+
+
+def test_spherical_interpolation_keeps_the_norm():
+    from gdlbook.diffusion import spherical_interpolation
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(8, 8, 3)), rng.normal(size=(8, 8, 3))
+    path = spherical_interpolation(a, b, np.linspace(0, 1, 5))
+    assert path.shape == (5, 8, 8, 3)
+    np.testing.assert_allclose(path[0], a, atol=1e-5)
+    np.testing.assert_allclose(path[-1], b, atol=1e-5)
+    norms = np.linalg.norm(path.reshape(5, -1), axis=1)
+    lo, hi = sorted(norms[[0, -1]])
+    assert np.all(norms > 0.99 * lo) and np.all(norms < 1.01 * hi)  # no dip in the middle
+    assert np.linalg.norm((a + b) / 2) < 0.8 * lo  # which linear interpolation has
+
+
+TRAIN = """
+    import json
+    import numpy as np, keras
+    from gdlbook import diffusion, set_seed
+
+    set_seed(0)
+    rng = np.random.default_rng(0)
+    # smooth random images: a learnable structure, unlike white noise
+    x = np.repeat(np.repeat(rng.random((64, 4, 4, 3)), 4, axis=1), 4, axis=2).astype("float32")
+    net = diffusion.build_unet(16, widths=(8, 16), block_depth=1, embedding_dims=8)
+    model = diffusion.DiffusionModel(net, seed=0)
+    model.normalizer.adapt(x)
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=3e-3, weight_decay=1e-4,
+                                                   use_ema=True, ema_momentum=0.5))
+    history = model.fit(x, batch_size=16, epochs=4, verbose=0)
+    a = model.sample(3, diffusion_steps=4, seed=1)
+    b = model.generate(keras.random.normal((3, 16, 16, 3), seed=1), diffusion_steps=4)
+    c = model.sample(3, diffusion_steps=4, eta=1.0, seed=1)
+    print(json.dumps(dict(loss=history.history["loss"], shape=list(a.shape),
+                          lo=float(a.min()), hi=float(a.max()),
+                          deterministic=bool(np.allclose(a, b, atol=1e-5)),
+                          stochastic_differs=bool(not np.allclose(a, c, atol=1e-3)))))
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_training_steps_on_each_backend(backend):
+    out = run_with_backend(backend, TRAIN)
+    loss = out["loss"]
+    assert len(loss) == 4 and all(np.isfinite(loss))
+    assert loss[-1] < loss[0], loss
+    assert out["shape"] == [3, 16, 16, 3] and 0.0 <= out["lo"] <= out["hi"] <= 1.0
+    assert out["deterministic"], "eta=0 sampling must depend on the initial noise only"
+    assert out["stochastic_differs"]
