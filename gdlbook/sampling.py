@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["reweight", "entropy", "top_k_filter", "top_p_filter", "sample"]
+__all__ = ["reweight", "entropy", "top_k_filter", "top_p_filter", "distribution", "sample"]
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -94,13 +94,36 @@ def top_p_filter(logits, p: float) -> np.ndarray:
     return np.where(keep, x, -np.inf)
 
 
+def distribution(logits, temperature: float = 1.0, top_k: int | None = None,
+                 top_p: float | None = None) -> np.ndarray:
+    """The distribution :func:`sample` draws from, as probabilities ``(..., V)``.
+
+    The steps are applied in this order: divide the logits by ``temperature``, keep the
+    ``top_k`` most likely tokens, keep the nucleus of mass ``top_p`` (of the tempered
+    distribution), renormalise. ``temperature=0`` gives the one-hot distribution of the argmax.
+    Its :func:`entropy` says how much choice the sampler has left.
+    """
+    x = np.asarray(logits, dtype=np.float64)
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if temperature == 0:
+        return reweight(x, 0)
+    x = x / temperature
+    if top_k is not None:
+        x = top_k_filter(x, top_k)
+    if top_p is not None:
+        x = top_p_filter(x, top_p)
+    return np.exp(_log_softmax(x))
+
+
 def sample(logits, temperature: float = 1.0, top_k: int | None = None,
            top_p: float | None = None, rng: np.random.Generator | int | None = None) -> np.ndarray:
     """Draw one token index per row of ``logits``.
 
-    The steps are applied in this order: divide by ``temperature``, keep the ``top_k`` most
-    likely tokens, keep the nucleus of mass ``top_p``, then draw from the renormalised
-    distribution. ``temperature=0`` is greedy decoding (argmax), whatever ``top_k``/``top_p``.
+    The logits are divided by ``temperature``, truncated to the ``top_k`` most likely tokens
+    and to the nucleus of mass ``top_p`` (see :func:`distribution`), and one token is drawn from
+    the renormalised distribution. ``temperature=0`` is greedy decoding (argmax), whatever
+    ``top_k`` and ``top_p``.
 
     Args:
         logits: array ``(..., V)`` of logits (use ``np.log(probs)`` for probabilities).
@@ -113,20 +136,13 @@ def sample(logits, temperature: float = 1.0, top_k: int | None = None,
         Integer indices of shape ``logits.shape[:-1]``.
     """
     x = np.asarray(logits, dtype=np.float64)
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
     if temperature == 0:
         return np.argmax(x, axis=-1)
+    probs = distribution(x, temperature, top_k, top_p)
     rng = np.random.default_rng(rng)
-    x = x / temperature
-    if top_k is not None:
-        x = top_k_filter(x, top_k)
-    if top_p is not None:
-        x = top_p_filter(x, top_p)
-    probs = np.exp(_log_softmax(x))
     flat = probs.reshape(-1, probs.shape[-1])
     u = 1.0 - rng.random((flat.shape[0], 1))             # in (0, 1]
     cdf = np.cumsum(flat, axis=-1)
-    idx = (u * cdf[:, -1:] > cdf).sum(axis=-1)     # inverse-CDF draw, one per row
+    idx = (u * cdf[:, -1:] > cdf).sum(axis=-1)           # inverse-CDF draw, one per row
     idx = np.minimum(idx, flat.shape[-1] - 1)
     return idx.reshape(probs.shape[:-1])

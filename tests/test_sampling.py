@@ -99,3 +99,14 @@ def test_sample_shapes_and_bad_arguments():
     # a token with probability zero is never drawn
     draws = sampling.sample(np.broadcast_to([-np.inf, 0.0, -np.inf, 0.0], (1000, 4)), rng=0)
     assert set(np.unique(draws)) == {1, 3}
+
+
+def test_distribution_is_what_sample_draws_from():
+    q = sampling.distribution(LOGITS, temperature=0.7, top_p=0.8)
+    assert q.sum() == pytest.approx(1.0) and np.count_nonzero(q) < len(PROBS)
+    np.testing.assert_allclose(q, sampling.reweight(sampling.top_p_filter(LOGITS / 0.7, 0.8)))
+    np.testing.assert_array_equal(sampling.distribution(LOGITS, 0), [1, 0, 0, 0, 0, 0])
+    n = 20_000
+    draws = sampling.sample(np.broadcast_to(LOGITS, (n, 6)), temperature=0.7, top_p=0.8, rng=5)
+    counts = np.bincount(draws, minlength=6)
+    assert np.all(np.abs(counts - n * q) < 4 * np.sqrt(n * q * (1 - q)) + 1), (counts, n * q)
