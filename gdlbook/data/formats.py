@@ -149,3 +149,15 @@ def decode_image_folder_square(pattern: str, count: int, size: int):
         return (x,)
 
     return decode
+
+
+def decode_text(encoding: str = "utf-8"):
+    """A decoder for one plain-text file: the whole text as a Python ``str``."""
+
+    def decode(paths: Sequence[Path], split: str) -> str:
+        text = Path(paths[0]).read_bytes().decode(encoding)  # strict: bad bytes are an error
+        if not text:
+            raise ValueError("the file is empty")
+        return text
+
+    return decode

@@ -421,7 +421,8 @@ def load(name: str, split: str = "train", *, subset: int | None = None, seed: in
     Returns:
         What the format decodes to: ``(x, y)`` NumPy arrays for labelled images (``x`` uint8,
         ``(N, H, W)`` or ``(N, H, W, 3)``; ``y`` int64 class indices); the array ``x`` alone
-        for unlabelled images (CelebA).
+        for unlabelled images (CelebA); a ``str`` for a text corpus (Nietzsche, Tiny
+        Shakespeare).
     """
     ds = dataset(name)
     if complete is None:
@@ -444,8 +445,13 @@ def load(name: str, split: str = "train", *, subset: int | None = None, seed: in
             shape = "×".join(map(str, value[0].shape[1:]))
             print(f"{ds.title} [{split}]: {len(value[0]):,} of {n:,} examples, {shape}, "
                   f"from {found.fmt.description} ({found.where})")
-    elif verbose:
-        print(f"{ds.title} [{split}]: from {found.fmt.description} ({found.where})")
+    else:
+        if subset is not None:
+            raise ValueError(f"subset= applies to arrays of examples; {name} is not one "
+                             f"(slice the loaded value instead)")
+        if verbose:
+            size = f"{len(value):,} characters, " if isinstance(value, str) else ""
+            print(f"{ds.title} [{split}]: {size}from {found.fmt.description} ({found.where})")
     if isinstance(value, tuple) and len(value) == 1:  # unlabelled data: just the array
         return value[0]
     return value
