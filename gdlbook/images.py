@@ -44,8 +44,8 @@ def nearest_neighbours(queries: np.ndarray, references: np.ndarray, k: int = 3,
     ``(indices, distances)``, each ``(len(queries), k)``, nearest first. The references are
     compared ``batch_size`` at a time, so memory stays small however many there are.
     """
-    q = np.asarray(queries, dtype=np.float32).reshape(len(queries), -1)
-    r = np.asarray(references, dtype=np.float32).reshape(len(references), -1)
+    q = np.asarray(queries, dtype=np.float64).reshape(len(queries), -1)
+    r = np.asarray(references, dtype=np.float64).reshape(len(references), -1)
     if q.shape[1] != r.shape[1]:
         raise ValueError(f"queries and references differ in shape: {queries.shape[1:]} and "
                          f"{references.shape[1:]}")
