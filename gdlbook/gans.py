@@ -8,8 +8,9 @@ critic) of strided convolutions with widths 64-128-256-512 at 64×64. Each GAN i
 :func:`gdlbook.training.resumable`) work as for any model. The optimizers are attributes of the
 model, so a backup of its weights holds both optimizers' state too.
 
-Backends: TensorFlow and PyTorch. On JAX, ``fit()`` compiles ``train_step`` as a pure function
-of the model's state, which has no room for a second optimizer; :meth:`GAN.compile` says so.
+Backends: TensorFlow and PyTorch (compiled as usual), and JAX, where ``fit()`` expects a pure
+``train_step(state, data)``: :meth:`GAN.compile` then runs the same stateful step eagerly inside
+that signature (``run_eagerly=True``), which is correct but not jit-compiled.
 """
 
 from __future__ import annotations
@@ -101,11 +102,11 @@ class GAN(keras.Model):
                 g_optimizer: keras.optimizers.Optimizer, **kwargs) -> None:
         """Attach one optimizer per player (and build them, so a backup can be restored)."""
         if keras.backend.backend() == "jax":
-            raise NotImplementedError(
-                "The GANs of chapter 4 train with fit() on TensorFlow or PyTorch. On JAX, fit() "
-                "compiles train_step as a pure function of the model's state, which has no room "
-                "for a second optimizer (see gdlbook.gradients). Set KERAS_BACKEND=tensorflow "
-                "or torch.")
+            # JAX's fit() calls train_step(state, data) as a pure function of the model's
+            # state; run our stateful step eagerly inside it instead (see _jax_train_step).
+            kwargs.update(run_eagerly=True, jit_compile=False)
+            self._stateful_train_step = self.train_step
+            self.train_step = self._jax_train_step
         super().compile(**kwargs)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
@@ -115,6 +116,22 @@ class GAN(keras.Model):
     @property
     def metrics(self) -> list:
         return [self.d_loss_tracker, self.g_loss_tracker]
+
+    def _jax_train_step(self, state, data):
+        """JAX only: the trainer's pure ``(state, data) -> (logs, state)`` around ``train_step``.
+
+        The state (the model's variables, the compiled optimizer's and the metrics') is written
+        into the variables, the ordinary stateful step runs eagerly (the two GAN optimizers keep
+        their own state), and the new values are read back. Not jit-compiled: slower than
+        TensorFlow or PyTorch on a GPU, but the same code.
+        """
+        groups = (self.trainable_variables, self.non_trainable_variables,
+                  self.optimizer.variables, self.metrics_variables)
+        for variables, values in zip(groups, state):
+            for v, value in zip(variables, values):
+                v.assign(value)
+        logs = self._stateful_train_step(data)
+        return logs, tuple([v.value for v in variables] for variables in groups)
 
     def generate(self, z, labels=None, training: bool = False):
         """Images from latent vectors (the conditional GAN also takes labels)."""
@@ -205,15 +222,14 @@ class WGANGP(GAN):
         #    keeping the critic's gradient norm near 1 (the penalty).
         for _ in range(self.critic_steps):
             fake = ops.stop_gradient(self.generate(self.sample_latent(n), labels, training=True))
-            terms = {}
 
             def c_loss_fn():
                 wasserstein = (ops.mean(self.critique(fake, labels, training=True))
                                - ops.mean(self.critique(real, labels, training=True)))
-                terms["gp"] = self.gradient_penalty(real, fake, labels)
-                return wasserstein + self.gp_weight * terms["gp"]
+                gp = self.gradient_penalty(real, fake, labels)
+                return wasserstein + self.gp_weight * gp, gp
 
-            c_loss, c_grads = value_and_grad(c_loss_fn, C)
+            (c_loss, gp), c_grads = value_and_grad(c_loss_fn, C, has_aux=True)
             self.d_optimizer.apply(c_grads, C)
 
         # 2. One generator step: make the critic score generated images high.
@@ -225,7 +241,7 @@ class WGANGP(GAN):
 
         g_loss, g_grads = value_and_grad(g_loss_fn, G)
         self.g_optimizer.apply(g_grads, G)
-        self.gp_tracker.update_state(ops.stop_gradient(terms["gp"]))
+        self.gp_tracker.update_state(gp)
         return self._log(c_loss, g_loss)
 
 

@@ -13,10 +13,11 @@ backends differ:
   from a :class:`keras.StatelessScope` (as in ``model.stateless_call``), so the same stateful
   ``loss_fn`` can be differentiated. Updates the loss makes to other variables (batch-norm
   moving statistics, random-seed states) are applied afterwards, or handed on to an enclosing
-  stateless scope. Supported: eager calls (a Langevin, DeepDream or style-transfer loop) and
-  nested calls. **Not supported on JAX**: ``fit()`` of a model whose ``train_step`` calls this
-  helper, because the JAX trainer compiles ``train_step(state, data)`` as a pure function and
-  does not carry the state of a second optimizer; train such models on TensorFlow or PyTorch.
+  stateless scope. It works in eager code (a Langevin, DeepDream or style-transfer loop) and
+  in nested calls. ``fit()`` on JAX compiles ``train_step(state, data)`` as a pure function of
+  the model's state, which has no room for a second optimizer; :class:`gdlbook.gans.GAN` shows
+  the way around it: run the ordinary stateful step eagerly inside that signature (correct, but
+  not jit-compiled, so slower than TensorFlow or PyTorch on a GPU).
 
 Tensors in ``wrt`` are passed to ``loss_fn`` as arguments, in order; variables are read inside
 it as usual. So ``value_and_grad(lambda: loss(model(x)), model.trainable_variables)`` gives the
@@ -43,19 +44,22 @@ def _is_variable(x: Any) -> bool:
     return isinstance(x, keras.Variable)
 
 
-def value_and_grad(loss_fn: Callable[..., Any], wrt: Sequence[Any]) -> tuple[Any, list[Any]]:
+def value_and_grad(loss_fn: Callable[..., Any], wrt: Sequence[Any], *,
+                   has_aux: bool = False) -> tuple[Any, list[Any]]:
     """The value of ``loss_fn`` and its gradients with respect to each item of ``wrt``.
 
     Args:
         loss_fn: returns a scalar tensor. It is called with the tensors of ``wrt`` (not the
             variables) as positional arguments, in their order in ``wrt``; with only variables
-            in ``wrt`` it takes no argument.
+            in ``wrt`` it takes no argument. With ``has_aux`` it returns ``(loss, aux)``, where
+            ``aux`` (tensors to report, e.g. the terms of the loss) is not differentiated.
         wrt: ``keras.Variable`` objects (a model's ``trainable_variables``) and/or backend
             tensors (input images), in any mix.
 
     Returns:
         ``(loss, grads)``: the loss as a backend tensor and one gradient per item of ``wrt``, in
-        order, shaped like it. A variable the loss does not depend on gets zeros.
+        order, shaped like it. A variable the loss does not depend on gets zeros. With
+        ``has_aux``: ``((loss, aux), grads)``.
     """
     global _depth
     wrt = list(wrt)
@@ -65,9 +69,17 @@ def value_and_grad(loss_fn: Callable[..., Any], wrt: Sequence[Any]) -> tuple[Any
         raise NotImplementedError(f"value_and_grad does not support the {backend!r} backend")
     _depth += 1
     try:
-        return impl(loss_fn, wrt)
+        (loss, aux), grads = impl(_with_aux(loss_fn, has_aux), wrt)
     finally:
         _depth -= 1
+    return ((loss, aux) if has_aux else loss), grads
+
+
+def _with_aux(loss_fn, has_aux):
+    """``loss_fn`` as a function that returns ``(loss, aux)``."""
+    if has_aux:
+        return loss_fn
+    return lambda *args: (loss_fn(*args), None)
 
 
 def _zeros_for_none(grads: Sequence[Any], wrt: Sequence[Any]) -> list[Any]:
@@ -85,9 +97,9 @@ def _tensorflow(loss_fn, wrt):
             tape.watch(t)
         for w in wrt:
             targets.append(w if _is_variable(w) else next(it))
-        loss = loss_fn(*tensors)
+        loss, aux = loss_fn(*tensors)
     grads = tape.gradient(loss, targets)
-    return loss, _zeros_for_none(grads, wrt)
+    return (loss, aux), _zeros_for_none(grads, wrt)
 
 
 def _torch(loss_fn, wrt):
@@ -104,12 +116,13 @@ def _torch(loss_fn, wrt):
             tensors.append(t)
             targets.append(t)
     with torch.enable_grad():
-        loss = loss_fn(*tensors)
+        loss, aux = loss_fn(*tensors)
         nested = _depth > 1
         grads = torch.autograd.grad(loss, targets, create_graph=nested, allow_unused=True)
     if not nested:
-        loss = loss.detach()
-    return loss, _zeros_for_none(grads, wrt)
+        loss, aux = keras.tree.map_structure(
+            lambda t: t.detach() if isinstance(t, torch.Tensor) else t, (loss, aux))
+    return (loss, aux), _zeros_for_none(grads, wrt)
 
 
 class _RecordingScope(keras.StatelessScope):
@@ -142,12 +155,12 @@ def _jax(loss_fn, wrt):
 
     def pure(var_values, tensor_values):
         with _RecordingScope(list(zip(variables, var_values)), outer) as scope:
-            loss = loss_fn(*tensor_values)
+            loss, aux = loss_fn(*tensor_values)
         scopes.append(scope)
         updates = {k: scope.state_mapping[k] for k in scope.assigned}
-        return loss, updates
+        return loss, (aux, updates)
 
-    (loss, updates), (var_grads, tensor_grads) = jax.value_and_grad(
+    (loss, (aux, updates)), (var_grads, tensor_grads) = jax.value_and_grad(
         pure, argnums=(0, 1), has_aux=True)(current, tensors)
     scope = scopes[-1]
     for key, value in updates.items():
@@ -157,4 +170,4 @@ def _jax(loss_fn, wrt):
         else:
             variable.assign(value)
     vg, tg = iter(var_grads), iter(tensor_grads)
-    return loss, [next(vg) if _is_variable(w) else next(tg) for w in wrt]
+    return (loss, aux), [next(vg) if _is_variable(w) else next(tg) for w in wrt]

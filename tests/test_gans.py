@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from backendrun import run_with_backend
+from backendrun import BACKENDS, run_with_backend
 
-GAN_BACKENDS = ("tensorflow", "torch")
+GAN_BACKENDS = BACKENDS  # JAX: eagerly, see gdlbook.gans.GAN._jax_train_step
 
 STEPS = """
     import json
@@ -45,13 +45,22 @@ STEPS = """
             d_moved=moved(d0, gan.discriminator.get_weights()),
             d_iter=int(keras.ops.convert_to_numpy(gan.d_optimizer.iterations)),
             g_iter=int(keras.ops.convert_to_numpy(gan.g_optimizer.iterations)))
-    print(json.dumps(out))
+    RESULT["steps"] = out
 """
 
 
-@pytest.mark.parametrize("backend", GAN_BACKENDS)
-def test_two_training_steps_of_each_gan(backend):
-    out = run_with_backend(backend, STEPS)
+@pytest.fixture(scope="module", params=GAN_BACKENDS)
+def gan_run(request, tmp_path_factory):
+    """Both snippets in one interpreter per backend (importing Keras costs more than the tests)."""
+    import textwrap
+    code = ("import json\nRESULT = {}\n" + textwrap.dedent(STEPS)
+            + textwrap.dedent(RESUME.format(run_root=str(tmp_path_factory.mktemp("runs"))))
+            + "print(json.dumps(RESULT))\n")
+    return run_with_backend(request.param, code)
+
+
+def test_two_training_steps_of_each_gan(gan_run):
+    out = gan_run["steps"]
     for name, critic_steps in (("dcgan", 1), ("wgangp", 2), ("cgan", 2)):
         r = out[name]
         assert r["logs"] and all(np.isfinite(v) for v in r["logs"].values()), (name, r["logs"])
@@ -106,16 +115,15 @@ RESUME = """
     fresh = state(gan)
     cb = training.resumable("t", "dcgan", profile="smoke")
     history = gan.fit(x, batch_size=8, epochs=4, verbose=0, callbacks=[cb, probe])
-    print(json.dumps(dict(saved=saved, fresh=fresh, restored=probe.seen["begin"],
-                          resumed_from=cb.resumed_from, epochs=history.epoch,
-                          g_iter=int(keras.ops.convert_to_numpy(gan.g_optimizer.iterations)),
-                          d_iter=int(keras.ops.convert_to_numpy(gan.d_optimizer.iterations)))))
+    RESULT["resume"] = dict(saved=saved, fresh=fresh, restored=probe.seen["begin"],
+                            resumed_from=cb.resumed_from, epochs=history.epoch,
+                            g_iter=int(keras.ops.convert_to_numpy(gan.g_optimizer.iterations)),
+                            d_iter=int(keras.ops.convert_to_numpy(gan.d_optimizer.iterations)))
 """
 
 
-@pytest.mark.parametrize("backend", GAN_BACKENDS)
-def test_resumed_gan_restores_both_networks_and_both_optimizers(backend, tmp_path):
-    out = run_with_backend(backend, RESUME.format(run_root=str(tmp_path)))
+def test_resumed_gan_restores_both_networks_and_both_optimizers(gan_run):
+    out = gan_run["resume"]
     assert out["resumed_from"] == 2 and out["epochs"] == [0, 1, 2, 3]
     for part in ("g", "d", "g_opt", "d_opt"):
         np.testing.assert_allclose(out["restored"][part], out["saved"][part], rtol=1e-6,

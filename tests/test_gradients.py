@@ -24,6 +24,10 @@ CHECK = """
     out["loss"] = float(loss)
     out["gW"] = ops.convert_to_numpy(gW).tolist()
     out["gu"] = ops.convert_to_numpy(gu).tolist()
+    (loss_a, aux), (gW_a,) = value_and_grad(
+        lambda: (ops.sum(ops.matmul(x, W) ** 2), ops.sum(W)), [W], has_aux=True)
+    out["aux"] = [float(loss_a), float(aux)]
+    out["gW_aux"] = ops.convert_to_numpy(gW_a).tolist()
 
     # 2. with respect to an input tensor (and a variable at once): dL/dx = 2 (x W) W^T
     loss2, (gx, gW2) = value_and_grad(lambda x: ops.sum(ops.matmul(x, W) ** 2), [x, W])
@@ -68,6 +72,8 @@ def test_value_and_grad_matches_analytic_gradients(backend):
     np.testing.assert_allclose(out["loss"], np.sum(xw ** 2), rtol=1e-5)
     np.testing.assert_allclose(out["gW"], 2 * x.T @ xw, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(out["gu"], np.zeros(4))
+    np.testing.assert_allclose(out["aux"], [np.sum(xw ** 2), np.sum(w)], rtol=1e-5)
+    np.testing.assert_allclose(out["gW_aux"], 2 * x.T @ xw, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(out["gx"], 2 * xw @ w.T, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(out["gW2"], 2 * x.T @ xw, rtol=1e-4, atol=1e-5)
 
