@@ -265,7 +265,8 @@ class ConditionalWGANGP(WGANGP):
 class SampleSnapshots(keras.callbacks.Callback):
     """Generate images from the same latent vectors at the end of every epoch.
 
-    ``images[e]`` holds the samples after epoch ``e + 1`` (a NumPy array in [-1, 1]); ``labels``
+    ``images[i]`` holds the samples (a NumPy array in [-1, 1]) after the epoch numbered
+    ``epochs[i]`` (from 0; a resumed run starts later than 0); ``labels``
     (one-hot) are passed on to a conditional GAN. Fixing the latent vectors makes the snapshots
     comparable: each column follows one point of the latent space through training.
     """
@@ -275,11 +276,13 @@ class SampleSnapshots(keras.callbacks.Callback):
         self.z = np.asarray(z, dtype="float32")
         self.labels = None if labels is None else np.asarray(labels, dtype="float32")
         self.images: list[np.ndarray] = []
+        self.epochs: list[int] = []
 
     def on_train_begin(self, logs=None):
-        self.images = []
+        self.images, self.epochs = [], []
 
     def on_epoch_end(self, epoch, logs=None):
         labels = None if self.labels is None else ops.convert_to_tensor(self.labels)
         x = self.model.generate(ops.convert_to_tensor(self.z), labels)
         self.images.append(ops.convert_to_numpy(x))
+        self.epochs.append(int(epoch))
