@@ -105,7 +105,7 @@ class GAN(keras.Model):
             # JAX's fit() calls train_step(state, data) as a pure function of the model's
             # state; run our stateful step eagerly inside it instead (see _jax_train_step).
             kwargs.update(run_eagerly=True, jit_compile=False)
-            self._stateful_train_step = self.train_step
+            self._stateful_train_step = type(self).train_step.__get__(self)  # the class's step
             self.train_step = self._jax_train_step
         super().compile(**kwargs)
         self.d_optimizer = d_optimizer
