@@ -1,9 +1,11 @@
-"""Image preparation shared by the image-generating chapters (VAE faces in chapter 3, GANs in
-chapter 4, diffusion in chapter 8).
+"""Image preparation and comparison shared by the image-generating chapters (VAE faces in
+chapter 3, GANs in chapter 4, diffusion in chapter 8).
 
 Datasets of photographs come in many shapes (CelebA's aligned faces are 218×178, or 109×89 in the
 offline stand-in; Oxford Flowers' images are all sizes); the generative models of the book train
-on small squares. :func:`center_crop_resize` turns any batch into such squares.
+on small squares. :func:`center_crop_resize` turns any batch into such squares;
+:func:`nearest_neighbours` finds the training images closest to generated ones (the
+memorisation check of chapter 4).
 """
 
 from __future__ import annotations
@@ -44,3 +46,26 @@ def center_crop_resize(images: np.ndarray, size: int) -> np.ndarray:
         im = Image.fromarray(crop[..., 0] if crop.ndim == 3 and crop.shape[-1] == 1 else crop)
         out[i] = np.asarray(im.resize((size, size), Image.Resampling.LANCZOS)).reshape(out.shape[1:])
     return out
+
+
+def nearest_neighbours(queries: np.ndarray, references: np.ndarray, k: int = 3,
+                       batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` reference images closest to each query in Euclidean pixel distance.
+
+    Both arrays are images of the same shape and value range (any number of channels). Returns
+    ``(indices, distances)``, each ``(len(queries), k)``, nearest first. The references are
+    compared ``batch_size`` at a time, so memory stays small however many there are.
+    """
+    q = np.asarray(queries, dtype=np.float64).reshape(len(queries), -1)
+    r = np.asarray(references, dtype=np.float64).reshape(len(references), -1)
+    if q.shape[1] != r.shape[1]:
+        raise ValueError(f"queries and references differ in shape: {queries.shape[1:]} and "
+                         f"{references.shape[1:]}")
+    if not 1 <= k <= len(r):
+        raise ValueError(f"k must be between 1 and the number of references ({len(r)}), got {k}")
+    q2 = (q ** 2).sum(1, keepdims=True)
+    d2 = np.concatenate([q2 - 2 * q @ r[i:i + batch_size].T + (r[i:i + batch_size] ** 2).sum(1)
+                         for i in range(0, len(r), batch_size)], axis=1)
+    idx = np.argsort(d2, axis=1, kind="stable")[:, :k]
+    dist = np.sqrt(np.maximum(np.take_along_axis(d2, idx, axis=1), 0.0))
+    return idx, dist

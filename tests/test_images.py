@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gdlbook.images import center_crop_resize
+from gdlbook.images import center_crop_resize, nearest_neighbours
 
 
 def test_crop_is_centred_and_resized():
@@ -37,3 +37,18 @@ def test_resize_keeps_the_mean_and_grey_images():
 def test_bad_inputs(bad):
     with pytest.raises(ValueError):
         center_crop_resize(bad, 2)
+
+
+def test_nearest_neighbours_matches_brute_force():
+    rng = np.random.default_rng(0)
+    refs = rng.uniform(size=(50, 4, 4, 3)).astype(np.float32)
+    queries = refs[[3, 17]] + 0.01
+    idx, dist = nearest_neighbours(queries, refs, k=3, batch_size=7)
+    brute = np.sqrt(((queries[:, None] - refs[None]) ** 2).sum(axis=(2, 3, 4)))
+    np.testing.assert_array_equal(idx, np.argsort(brute, axis=1)[:, :3])
+    np.testing.assert_allclose(dist, np.sort(brute, axis=1)[:, :3], rtol=1e-4, atol=1e-4)
+    assert list(idx[:, 0]) == [3, 17]
+    with pytest.raises(ValueError, match="differ in shape"):
+        nearest_neighbours(queries, refs[:, :2])
+    with pytest.raises(ValueError, match="k must be"):
+        nearest_neighbours(queries, refs, k=51)
