@@ -49,8 +49,8 @@ def test_log_det_matches_a_numerical_jacobian():
             minus = ops.convert_to_numpy(model.f((x[i:i + 1] - dx).astype("float32"))[0])
             jac[:, j] = (plus - minus)[0] / (2 * eps)
         expected = np.log(abs(np.linalg.det(jac)))
-        assert abs(expected) > 1e-3 or i > 0
         np.testing.assert_allclose(ops.convert_to_numpy(log_det)[i], expected, atol=5e-3)
+    assert np.ptp(ops.convert_to_numpy(log_det)) > 1e-2        # not volume-preserving: a real test
 
 
 def test_prior_log_prob_is_the_standard_normal():
