@@ -19,13 +19,14 @@ first) and the first step at which the validation loss reached ``--target`` (1.4
 Compare with nanoGPT on the same machine::
 
     KERAS_BACKEND=jax python benchmarks/gpt_shakespeare.py --precision mixed_bfloat16 --fused
-    KERAS_BACKEND=tensorflow python benchmarks/gpt_shakespeare.py --jit-compile true
-    KERAS_BACKEND=torch python benchmarks/gpt_shakespeare.py
+    KERAS_BACKEND=tensorflow python benchmarks/gpt_shakespeare.py --precision mixed_bfloat16
+    KERAS_BACKEND=torch python benchmarks/gpt_shakespeare.py --jit-compile true --fused
     python train.py config/train_shakespeare_char.py    # in a nanoGPT checkout
 
 Options: ``--precision float32|mixed_bfloat16|mixed_float16`` (the Keras dtype policy),
-``--jit-compile auto|true|false`` (``compile(jit_compile=...)``: XLA on TensorFlow and JAX,
-``torch.compile`` on PyTorch), ``--fused`` (attention through ``keras.ops.dot_product_attention``,
+``--jit-compile auto|true|false`` (``compile(jit_compile=...)``; ``auto``, the default, is
+XLA on TensorFlow and JAX and eager execution on PyTorch; ``true`` on PyTorch is
+``torch.compile``), ``--fused`` (attention through ``keras.ops.dot_product_attention``,
 flash attention where available), ``--iters``, ``--batch``, ``--eval-interval``,
 ``--eval-iters``. ``--tiny`` shrinks the model (2 layers, 2 heads, 64 channels, context 64,
 batch 16) for a quick check on a CPU, e.g. ``--tiny --iters 20``.
