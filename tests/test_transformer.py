@@ -1,0 +1,149 @@
+"""gdlbook.transformer: shapes, the causal mask, training on every backend, the benchmark script."""
+
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backendrun import BACKENDS, run_with_backend
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# One subprocess per backend runs every backend-specific check.
+CHECKS = """
+    import json
+    import numpy as np, keras
+    from gdlbook import set_seed, transformer as tr
+
+    out = {}
+    set_seed(0)
+    V, T = 11, 16
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, V, (3, T)).astype("int32")
+
+    # shapes, and causality: a change at position t moves no logit before t
+    for name, kw in dict(learned={}, sinusoidal=dict(positional="sinusoidal"),
+                         tied=dict(tie_weights=True), fused=dict(fused_attention=True)).items():
+        m = tr.build_gpt(V, T, n_layer=2, n_head=2, n_embd=16, dropout=0.0, **kw)
+        if name == "tied":    # same attention as "learned": only the parameter count
+            out[name] = dict(params=int(m.count_params()))
+            continue
+        a = np.asarray(m.predict_on_batch(x))
+        x2 = x.copy(); x2[:, 9] = (x2[:, 9] + 1) % V
+        b = np.asarray(m.predict_on_batch(x2))
+        d = np.abs(a - b).max(axis=(0, 2))
+        out[name] = dict(shape=list(a.shape), dtype=str(a.dtype), before=float(d[:9].max()),
+                         at=float(d[9]), params=int(m.count_params()))
+        if name == "learned":
+            maps = m.attention_maps(x[:1])
+            out["maps"] = [list(w.shape) for w in maps]
+            out["rowsum"] = float(np.abs(maps[0].sum(-1) - 1).max())
+            out["upper"] = float(np.abs(np.triu(maps[1][0], k=1)).max())
+            short = np.asarray(m.predict_on_batch(x[:, :5]))          # shorter than the context
+            out["short"] = float(np.abs(short - a[:, :5]).max())
+            learned = m
+        if name == "fused":   # the fused kernel and the explicit softmax agree
+            m.set_weights(learned.get_weights())
+            fused = np.asarray(m.predict_on_batch(x))
+            out["fused_vs_explicit"] = float(np.abs(fused - out_learned).max())
+        if name == "learned":
+            out_learned = a
+
+    # generation: fixed-size window, right-padded prompt
+    g = tr.generate(learned, x[:2, :3], 20, temperature=0.8, top_k=5, seed=0)
+    out["gen"] = [list(g.shape), bool(np.array_equal(g[:, :3], x[:2, :3])),
+                  int(g.min()), int(g.max())]
+
+    # a few training steps on a learnable sequence: the loss falls
+    set_seed(1)
+    text = np.tile(np.arange(V), 400)
+    ds = tr.RandomWindows(text, T, 16, steps=10, seed=0)
+    m = tr.build_gpt(V, T, n_layer=1, n_head=2, n_embd=32, dropout=0.1, tie_weights=True)
+    m.compile(keras.optimizers.AdamW(1e-2, weight_decay=0.1, global_clipnorm=1.0),
+              keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    h = m.fit(ds, epochs=3, verbose=0)
+    out["loss"] = h.history["loss"]
+    print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gpt_on_backend(backend):
+    out = run_with_backend(backend, CHECKS)
+    for name in ("learned", "sinusoidal", "fused"):
+        r = out[name]
+        assert r["shape"] == [3, 16, 11] and r["dtype"] == "float32", (name, r)
+        assert r["before"] == 0.0, f"{name}: a later token changed an earlier logit"
+        assert r["at"] > 0.0, f"{name}: the changed token had no effect on its own position"
+    # tying removes the V x C output matrix; sinusoidal removes the T x C position table
+    assert out["learned"]["params"] - out["tied"]["params"] == 11 * 16
+    assert out["learned"]["params"] - out["sinusoidal"]["params"] == 16 * 16
+    assert out["maps"] == [[1, 2, 16, 16]] * 2
+    assert out["rowsum"] < 1e-5 and out["upper"] == 0.0
+    assert out["short"] < 1e-5, "a shorter input must give the same logits as the prefix"
+    assert out["fused_vs_explicit"] < 1e-4
+    assert out["gen"][0] == [2, 23] and out["gen"][1] and 0 <= out["gen"][2] <= out["gen"][3] < 11
+    loss = out["loss"]
+    assert all(math.isfinite(v) for v in loss)
+    assert loss[-1] < loss[0] - 0.3, loss
+
+
+def test_sinusoidal_encoding_and_mask():
+    from gdlbook import transformer as tr
+    from keras import ops
+    table = tr.sinusoidal_encoding(50, 8)
+    assert table.shape == (50, 8) and table.dtype == np.float32
+    assert np.allclose(table[0, 0::2], 0) and np.allclose(table[0, 1::2], 1)
+    assert np.allclose(table[:, 0], np.sin(np.arange(50)), atol=1e-6)
+    assert np.allclose(table[:, 0::2] ** 2 + table[:, 1::2] ** 2, 1, atol=1e-6)
+    with pytest.raises(ValueError):
+        tr.sinusoidal_encoding(10, 7)
+    mask = ops.convert_to_numpy(tr.causal_mask(4))
+    assert np.array_equal(mask, np.tril(np.ones((4, 4), bool)))
+
+
+def test_bad_arguments():
+    from gdlbook import transformer as tr
+    with pytest.raises(ValueError, match="multiple"):
+        tr.CausalSelfAttention(10, 3)
+    with pytest.raises(ValueError, match="positional"):
+        tr.TokenAndPositionEmbedding(5, 8, 4, positional="rotary")
+    with pytest.raises(ValueError, match="too few"):
+        tr.RandomWindows(np.arange(8), 8, 2, 1)
+
+
+def test_random_windows_are_shifted_and_reproducible():
+    from gdlbook import transformer as tr
+    seq = np.arange(1000)
+    ds = tr.RandomWindows(seq, 32, 4, steps=3, seed=5)
+    x, y = ds[1]
+    assert x.shape == y.shape == (4, 32) and x.dtype == np.int32
+    assert np.array_equal(y, x + 1) and np.array_equal(x[:, 1:], x[:, :-1] + 1)
+    assert np.array_equal(ds[1][0], x) and len(ds) == 3
+    ds.on_epoch_end()
+    assert not np.array_equal(ds[1][0], x), "a new epoch draws new windows"
+    fixed = tr.RandomWindows(seq, 32, 4, steps=3, seed=5, resample=False)
+    first = fixed[0][0]
+    fixed.on_epoch_end()
+    assert np.array_equal(fixed[0][0], first), "validation windows stay fixed"
+
+
+def test_benchmark_tiny_mode_runs():
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpt_shakespeare.py"), "--tiny", "--iters",
+         "20", "--eval-interval", "10", "--eval-iters", "2"],
+        env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    evals = re.findall(r"^step (\d+) \| train loss (\S+) \| val loss (\S+) \|",
+                       proc.stdout, flags=re.M)
+    assert [int(e[0]) for e in evals] == [10, 20], proc.stdout
+    for _, train, val in evals:
+        assert math.isfinite(float(train)) and math.isfinite(float(val)), proc.stdout
+    assert "ms/iter" in proc.stdout and "tokens/s" in proc.stdout
