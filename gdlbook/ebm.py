@@ -61,7 +61,8 @@ def langevin(energy_fn: Callable[[Any], Any], x0: Any, steps: int, step_size: fl
     component of the gradient (``None``: no clipping), ``value_range`` keeps the images in the
     pixel range (``None``: unbounded). ``energy_fn`` maps a batch to one energy per example; the
     gradient of their sum is each example's own gradient. The noise is drawn up front (the loop
-    body draws nothing), so the loop is a ``keras.ops.fori_loop`` on every backend. The result
+    body draws nothing), so the loop can be a ``keras.ops.fori_loop`` (a graph loop on
+    TensorFlow); on JAX, where the book runs these steps eagerly, it is a Python loop. The result
     is not differentiable: a sample, not part of a graph.
     """
     x0 = ops.convert_to_tensor(x0, dtype="float32")

@@ -22,7 +22,7 @@ LANGEVIN = """
     mu = ops.convert_to_tensor(mu_np)
     energy = lambda x: 0.5 * ops.sum(ops.square(x - mu), axis=1)
     x0 = np.random.default_rng(0).uniform(-3, 3, size=(200, 6)).astype("float32")
-    x = ebm.langevin(energy, x0, 100, 0.1, 0.01, clip=None, value_range=None, seed=1)
+    x = ebm.langevin(energy, x0, 60, 0.1, 0.01, clip=None, value_range=None, seed=1)
     x = ops.convert_to_numpy(x)
     e = lambda x: 0.5 * np.sum((x - mu_np) ** 2, axis=1)
     one = ops.convert_to_numpy(ebm.langevin(energy, x0, 1, 0.1, 0.0, clip=0.03, seed=1))
@@ -39,8 +39,8 @@ BUFFER = """
     RESULT["buffer_start"] = [float(start.min()), float(start.max())]
     buf.examples.assign(ops.full((500, 4, 4, 1), 2.0))   # a value noise never takes
     fresh = 0
-    for _ in range(100):
-        batch = ops.convert_to_numpy(buf.sample(200))
+    for _ in range(50):
+        batch = ops.convert_to_numpy(buf.sample(400))
         is_fresh = np.all(batch != 2.0, axis=(1, 2, 3))
         assert np.all(batch[~is_fresh] == 2.0) and np.all(np.abs(batch[is_fresh]) <= 1.0)
         fresh += int(is_fresh.sum())
