@@ -13,7 +13,7 @@ from a :class:`ReplayBuffer` of earlier samples with a fraction of fresh uniform
 :func:`gdlbook.training.resumable` backs it up (the buffer, a model variable, included). On
 TensorFlow and PyTorch the step is compiled as usual; on JAX, where ``fit()`` expects a pure
 ``train_step(state, data)``, it runs eagerly inside that signature, exactly as the GANs of
-chapter 4 do (:meth:`gdlbook.gans.GAN._jax_train_step`).
+chapter 4 do (both derive from :class:`gdlbook.training.StatefulStepModel`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any, Callable, Sequence
 import keras
 from keras import layers, ops
 
-from gdlbook.gans import GAN
 from gdlbook.gradients import value_and_grad
+from gdlbook.training import StatefulStepModel
 
 __all__ = ["build_energy_network", "langevin", "ReplayBuffer", "EBM"]
 
@@ -132,7 +132,7 @@ class ReplayBuffer(layers.Layer):
         self.position.assign((self.position + n) % self.size)
 
 
-class EBM(keras.Model):
+class EBM(StatefulStepModel):
     """An energy network trained by contrastive divergence, with a replay buffer of samples.
 
     ``fit(images)`` (images in [-1, 1]) runs :meth:`train_step`; the Langevin settings are
@@ -155,14 +155,8 @@ class EBM(keras.Model):
 
     def compile(self, optimizer: keras.optimizers.Optimizer, **kwargs) -> None:
         """Attach the optimizer (and build it, so that a backup can be restored)."""
-        if keras.backend.backend() == "jax":  # the eager route of gdlbook.gans.GAN.compile
-            kwargs.update(run_eagerly=True, jit_compile=False)
-            self._stateful_train_step = self.train_step
-            self.train_step = self._jax_train_step
         super().compile(optimizer=optimizer, **kwargs)
         optimizer.build(self.energy.trainable_variables)
-
-    _jax_train_step = GAN._jax_train_step  # JAX only: the same pure wrapper as the GANs'
 
     @property
     def metrics(self) -> list:

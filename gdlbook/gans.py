@@ -9,8 +9,8 @@ critic) of strided convolutions with widths 64-128-256-512 at 64×64. Each GAN i
 model, so a backup of its weights holds both optimizers' state too.
 
 Backends: TensorFlow and PyTorch (compiled as usual), and JAX, where ``fit()`` expects a pure
-``train_step(state, data)``: :meth:`GAN.compile` then runs the same stateful step eagerly inside
-that signature (``run_eagerly=True``), which is correct but not jit-compiled.
+``train_step(state, data)``: :class:`gdlbook.training.StatefulStepModel`, their base, then runs
+the same stateful step eagerly inside that signature, which is correct but not jit-compiled.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 from keras import layers, ops
 
 from gdlbook.gradients import value_and_grad
+from gdlbook.training import StatefulStepModel
 
 
 def _n_doublings(image_size: int) -> int:
@@ -84,7 +85,7 @@ def build_discriminator(image_size: int = 64, channels: int = 3, width: int = 64
     return keras.Model(image, score, name=name)
 
 
-class GAN(keras.Model):
+class GAN(StatefulStepModel):
     """What every GAN here shares: two networks, two optimizers, loss trackers, a seed."""
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int,
@@ -101,12 +102,6 @@ class GAN(keras.Model):
     def compile(self, d_optimizer: keras.optimizers.Optimizer,
                 g_optimizer: keras.optimizers.Optimizer, **kwargs) -> None:
         """Attach one optimizer per player (and build them, so a backup can be restored)."""
-        if keras.backend.backend() == "jax":
-            # JAX's fit() calls train_step(state, data) as a pure function of the model's
-            # state; run our stateful step eagerly inside it instead (see _jax_train_step).
-            kwargs.update(run_eagerly=True, jit_compile=False)
-            self._stateful_train_step = type(self).train_step.__get__(self)  # the class's step
-            self.train_step = self._jax_train_step
         super().compile(**kwargs)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
@@ -116,22 +111,6 @@ class GAN(keras.Model):
     @property
     def metrics(self) -> list:
         return [self.d_loss_tracker, self.g_loss_tracker]
-
-    def _jax_train_step(self, state, data):
-        """JAX only: the trainer's pure ``(state, data) -> (logs, state)`` around ``train_step``.
-
-        The state (the model's variables, the compiled optimizer's and the metrics') is written
-        into the variables, the ordinary stateful step runs eagerly (the two GAN optimizers keep
-        their own state), and the new values are read back. Not jit-compiled: slower than
-        TensorFlow or PyTorch on a GPU, but the same code.
-        """
-        groups = (self.trainable_variables, self.non_trainable_variables,
-                  self.optimizer.variables, self.metrics_variables)
-        for variables, values in zip(groups, state):
-            for v, value in zip(variables, values):
-                v.assign(value)
-        logs = self._stateful_train_step(data)
-        return logs, tuple([v.value for v in variables] for variables in groups)
 
     def generate(self, z, labels=None, training: bool = False):
         """Images from latent vectors (the conditional GAN also takes labels)."""

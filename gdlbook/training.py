@@ -99,3 +99,39 @@ def resumable(chapter: str, run: str, *, profile: str | None = None,
     ``double_checkpoint``, ``delete_checkpoint``).
     """
     return ResumableBackup(run_dir(chapter, run, profile=profile), **kwargs)
+
+
+class StatefulStepModel(keras.Model):
+    """Base of the models whose ``train_step`` updates their own variables, on every backend.
+
+    The GANs of chapter 4 (two players, two optimizers) and the energy-based model of chapter 7
+    (a replay buffer written during the step) write ``train_step`` the stateful way that
+    TensorFlow and PyTorch expect: compute gradients with :func:`gdlbook.gradients.value_and_grad`,
+    apply them with an optimizer, assign variables. JAX's ``fit()`` instead calls a pure
+    ``train_step(state, data) -> (logs, state)``. On JAX, :meth:`compile` therefore wraps the
+    stateful step in :meth:`_jax_train_step` and runs it eagerly: correct, the same code, but not
+    jit-compiled (slower than TensorFlow or PyTorch on a GPU).
+    """
+
+    def compile(self, **kwargs) -> None:
+        if keras.backend.backend() == "jax":
+            kwargs.update(run_eagerly=True, jit_compile=False)
+            self._stateful_train_step = type(self).train_step.__get__(self)  # the class's step
+            self.train_step = self._jax_train_step
+        super().compile(**kwargs)
+
+    def _jax_train_step(self, state, data):
+        """JAX only: the trainer's pure ``(state, data) -> (logs, state)`` around ``train_step``.
+
+        The state (the model's variables, the compiled optimizer's and the metrics') is written
+        into the variables, the ordinary stateful step runs eagerly (extra optimizers keep their
+        own state), and the new values are read back.
+        """
+        groups = (self.trainable_variables, self.non_trainable_variables,
+                  self.optimizer.variables if self.optimizer is not None else [],
+                  self.metrics_variables)
+        for variables, values in zip(groups, state):
+            for v, value in zip(variables, values):
+                v.assign(value)
+        logs = self._stateful_train_step(data)
+        return logs, tuple([v.value for v in variables] for variables in groups)

@@ -10,7 +10,7 @@ import pytest
 
 from backendrun import BACKENDS, run_with_backend
 
-EBM_BACKENDS = BACKENDS  # JAX: eagerly, as the GANs (see gdlbook.gans.GAN._jax_train_step)
+EBM_BACKENDS = BACKENDS  # JAX: eagerly, as the GANs (see gdlbook.training.StatefulStepModel)
 
 LANGEVIN = """
     from keras import ops

@@ -5,7 +5,7 @@ import pytest
 
 from backendrun import BACKENDS, run_with_backend
 
-GAN_BACKENDS = BACKENDS  # JAX: eagerly, see gdlbook.gans.GAN._jax_train_step
+GAN_BACKENDS = BACKENDS  # JAX: eagerly, see gdlbook.training.StatefulStepModel
 
 STEPS = """
     import json
