@@ -26,11 +26,15 @@ test: unit notebooks strict-build pages
 unit: $(STAMP)
 	GDL_PROFILE=smoke $(BIN)/python -m pytest tests --ignore=tests/_nbval --ignore=tests/test_book_pages.py
 
+SMOKE_CACHE := _build/smoke/_build/.jupyter_cache
+
 notebooks: $(STAMP)
 	$(BIN)/python tests/nbtools.py prepare
-	GDL_PROFILE=smoke $(BIN)/python -m pytest --nbval-lax tests/_nbval -p no:cacheprovider
+	GDL_PROFILE=smoke $(BIN)/python -m pytest --nbval-lax tests/_nbval -p no:cacheprovider \
+		--nb-cache=$(SMOKE_CACHE)
 
 # Smoke-profile build in its own folder, so its cached outputs never stand in for a full run.
+# It finds the chapters `notebooks` just executed in its jupyter-cache and runs only the others.
 strict-build: $(STAMP)
 	GDL_PROFILE=smoke $(BIN)/jupyter-book build . -W -n --keep-going --path-output _build/smoke
 

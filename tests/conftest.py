@@ -14,6 +14,20 @@ _chapter_times: dict[str, float] = defaultdict(float)
 _chapter_failed: set[str] = set()
 
 
+def pytest_addoption(parser):
+    parser.addoption("--nb-cache", default=None, metavar="DIR",
+                     help="store the chapters nbval executed in the jupyter-cache at DIR, "
+                          "for the book build to reuse (see tests/nbcache.py)")
+
+
+def pytest_configure(config):
+    if config.getoption("--nb-cache", default=None):
+        from nbcache import NbCachePlugin
+
+        config.pluginmanager.register(NbCachePlugin(Path(config.getoption("--nb-cache"))),
+                                      "nbcache")
+
+
 def pytest_runtest_logreport(report):
     path = report.nodeid.split("::")[0]
     if path.endswith(".ipynb"):

@@ -59,3 +59,38 @@ def test_refresh_records_what_the_chapter_prints(chapter, tmp_path):
     rec = json.loads(path.read_text())
     assert rec["cells"][0]["outputs"][0]["text"] == "42\n"
     nbtools.prepare(chapter, tmp_path / "out")  # and the record is accepted
+
+
+def _ran_cells(chapter, tmp_path):
+    """The code cells as nbval runs them (from the prepared notebook), with their outputs."""
+    _record(tmp_path)
+    nb = nbformat.read(nbtools.prepare(chapter, tmp_path / "nbval"), as_version=4)
+    sources = [c.source for c in nb.cells if c.cell_type == "code"]
+    return sources, [[], [{"output_type": "stream", "name": "stdout", "text": "42\n"}]]
+
+
+def test_executed_chapter_is_cached_where_the_build_looks(chapter, tmp_path):
+    import nbcache
+    from jupyter_cache import get_cache
+
+    sources, outputs = _ran_cells(chapter, tmp_path)
+    assert nbcache.cache_executed(chapter, sources, outputs, tmp_path / "cache", 1.0) is None
+    cache = get_cache(str(tmp_path / "cache"))
+    # the build's lookup: the chapter as myst-nb reads it, matched by its code
+    _, merged = cache.merge_match_into_notebook(nbcache.chapter_notebook(chapter))
+    code = [c for c in merged.cells if c.cell_type == "code"]
+    assert code[1].outputs[0]["text"] == "42\n" and code[1].execution_count == 2
+
+    chapter.write_text(CHAPTER.replace("6 * 7", "6 * 8"))  # edited code: the build runs it again
+    with pytest.raises(KeyError):
+        cache.match_cache_notebook(nbcache.chapter_notebook(chapter))
+
+
+def test_cells_that_are_not_the_chapters_are_not_cached(chapter, tmp_path):
+    import nbcache
+
+    sources, outputs = _ran_cells(chapter, tmp_path)
+    assert "3 cells run" in nbcache.cache_executed(chapter, sources, outputs + [[]],
+                                                   tmp_path / "cache", 1.0)
+    assert "differs" in nbcache.cache_executed(chapter, ["x = 0", sources[1]], outputs,
+                                               tmp_path / "cache", 1.0)

@@ -1,0 +1,119 @@
+"""Hand the chapters nbval executed to the book build, so ``make test`` runs each chapter once.
+
+``make notebooks`` executes every chapter under nbval; ``make strict-build`` then builds the book
+with ``execute_notebooks: cache`` (``_config.yml``), which runs a chapter only when
+jupyter-cache holds no executed notebook with the same code. With ``--nb-cache=DIR``, this
+pytest plugin (registered by ``tests/conftest.py``) collects the outputs nbval received for each
+cell and, for every chapter whose cells all passed, stores the executed notebook in the
+jupyter-cache at ``DIR``, exactly as the build would have stored it after running the chapter:
+the notebook is read from the chapter's Markdown by myst-nb's own reader (so the build's lookup,
+a hash of the code cells and the kernelspec, matches) and the outputs are put into its code cells.
+
+Nothing is cached for a chapter with a failed, skipped or unmatched cell: the build then executes
+it itself, as it always could. A cached chapter is the smoke-profile run that nbval just checked,
+which is what the smoke build would have produced.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = ROOT / "chapters"
+
+
+def _md_config():
+    """The MyST parser configuration of the book (its enabled extensions), as the build uses."""
+    from myst_parser.config.main import MdParserConfig
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    extensions = config.get("parse", {}).get("myst_enable_extensions", [])
+    return MdParserConfig(enable_extensions=set(extensions))
+
+
+def chapter_notebook(chapter: Path) -> nbformat.NotebookNode:
+    """``chapter`` (a jupytext MyST Markdown file) as myst-nb reads it for the build."""
+    from myst_nb.core.read import read_myst_markdown_notebook
+
+    return read_myst_markdown_notebook(chapter.read_text(encoding="utf-8"), config=_md_config(),
+                                       add_source_map=True, path=str(chapter))
+
+
+def cache_executed(chapter: Path, sources: list[str], outputs: list[list], cache_dir: Path,
+                   seconds: float) -> str | None:
+    """Store ``chapter`` executed (``outputs`` per code cell) in the jupyter-cache at ``cache_dir``.
+
+    ``sources`` are the code cells nbval ran, to check they are the chapter's. Returns ``None``
+    when the notebook was cached and the build will find it, else the reason it was not.
+    """
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    nb = chapter_notebook(chapter)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    if len(code) != len(outputs):
+        return f"{len(outputs)} cells run, the chapter has {len(code)}"
+    for n, (cell, src, outs) in enumerate(zip(code, sources, outputs), start=1):
+        if cell.source.strip() != src.strip():
+            return f"code cell {n} differs from the one nbval ran"
+        cell.outputs = [nbformat.from_dict(dict(o)) for o in outs]
+        cell.execution_count = n
+    cache = get_cache(str(cache_dir))
+    cache.cache_notebook_bundle(
+        CacheBundleIn(nb, str(chapter), data={"execution_seconds": seconds}),
+        check_validity=False, overwrite=True)
+    if cache.match_cache_notebook(chapter_notebook(chapter)) is None:  # what the build looks up
+        return "the build's lookup does not find it"
+    return None
+
+
+class NbCachePlugin:
+    """Collects nbval's per-cell outputs; caches each chapter that passed at the end."""
+
+    def __init__(self, cache_dir: Path):
+        self.cache_dir = cache_dir
+        self.cells: dict[str, dict[int, tuple[str, list]]] = defaultdict(dict)
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.failed: set[str] = set()
+        self.lines: list[str] = []
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        report = (yield).get_result()
+        path = str(getattr(item, "fspath", ""))
+        if not path.endswith(".ipynb"):
+            return
+        self.seconds[path] += report.duration
+        if not report.passed:
+            self.failed.add(path)
+        elif report.when == "call":
+            self.cells[path][item.cell_num] = (item.cell.source, list(item.test_outputs or []))
+
+    def pytest_sessionfinish(self, session):
+        for path, cells in sorted(self.cells.items()):
+            chapter = CHAPTERS / (Path(path).stem + ".md")
+            if path in self.failed or not chapter.exists():
+                reason = "a cell failed" if path in self.failed else "no such chapter"
+            elif sorted(cells) != list(range(len(cells))):
+                reason = "cells missing"
+            else:
+                t0 = time.time()
+                ordered = [cells[i] for i in range(len(cells))]
+                reason = cache_executed(chapter, [s for s, _ in ordered], [o for _, o in ordered],
+                                        self.cache_dir, self.seconds[path])
+                if reason is None:
+                    self.lines.append(f"{chapter.name:<40} cached ({time.time() - t0:.1f} s)")
+                    continue
+            self.lines.append(f"{chapter.name:<40} not cached: {reason}; the build runs it")
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.lines:
+            terminalreporter.section(f"executed chapters handed to the build ({self.cache_dir})")
+            for line in self.lines:
+                terminalreporter.write_line(line)
