@@ -181,43 +181,39 @@ register(Dataset(
 # A text dataset loads as one Python str (split "train" only). The shared copies are the
 # canonical files byte for byte, so one sha256 serves both.
 
-register(Dataset(
-    name="nietzsche",
-    title="Nietzsche, Beyond Good and Evil (English)",
-    folder="text",
-    splits=("train",),
-    formats=(Format(
-        name="text",
-        description="the plain-text corpus of Keras's text-generation example",
-        decode=decode_text(),
-        cache_decoded=False,
-        files={"train": (File(
-            "nietzsche.txt",
-            sha256="23cf69874ab69d3d256099ab530ea4be24d47d9675b673bcc67cbcd6298ec647",
-            urls=("https://s3.amazonaws.com/text-datasets/nietzsche.txt",)),)},
-    ),),
-    how_to_get=("online, it is downloaded on first use; offline, put nietzsche.txt in "
-                "$GDL_DATA_DIR/text/ or in the user cache."),
-    credit="F. Nietzsche, Beyond Good and Evil (tr. H. Zimmern), Project Gutenberg; public domain.",
+def _text_corpus(name: str, title: str, description: str, filename: str, sha256: str,
+                 url: str, credit: str, *, saved_as: str = "") -> Dataset:
+    """A one-file plain-text corpus in ``$GDL_DATA_DIR/text/``, split "train" only."""
+    return Dataset(
+        name=name,
+        title=title,
+        folder="text",
+        splits=("train",),
+        formats=(Format(
+            name="text",
+            description=description,
+            decode=decode_text(),
+            cache_decoded=False,
+            files={"train": (File(filename, sha256=sha256, urls=(url,)),)},
+        ),),
+        how_to_get=(f"online, it is downloaded on first use; offline, put {filename}{saved_as} in "
+                    "$GDL_DATA_DIR/text/ or in the user cache."),
+        credit=credit,
+    )
+
+
+register(_text_corpus(
+    "nietzsche", "Nietzsche, Beyond Good and Evil (English)",
+    "the plain-text corpus of Keras's text-generation example",
+    "nietzsche.txt", "23cf69874ab69d3d256099ab530ea4be24d47d9675b673bcc67cbcd6298ec647",
+    "https://s3.amazonaws.com/text-datasets/nietzsche.txt",
+    "F. Nietzsche, Beyond Good and Evil (tr. H. Zimmern), Project Gutenberg; public domain.",
 ))
 
-register(Dataset(
-    name="tinyshakespeare",
-    title="Tiny Shakespeare",
-    folder="text",
-    splits=("train",),
-    formats=(Format(
-        name="text",
-        description="the char-rnn corpus (karpathy/char-rnn)",
-        decode=decode_text(),
-        cache_decoded=False,
-        files={"train": (File(
-            "tinyshakespeare.txt",
-            sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
-            urls=("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
-                  "tinyshakespeare/input.txt",)),)},
-    ),),
-    how_to_get=("online, it is downloaded on first use; offline, put tinyshakespeare.txt (the "
-                "char-rnn input.txt, renamed) in $GDL_DATA_DIR/text/ or in the user cache."),
-    credit="W. Shakespeare, selected plays, as collected by A. Karpathy for char-rnn; public domain.",
+register(_text_corpus(
+    "tinyshakespeare", "Tiny Shakespeare", "the char-rnn corpus (karpathy/char-rnn)",
+    "tinyshakespeare.txt", "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+    "W. Shakespeare, selected plays, as collected by A. Karpathy for char-rnn; public domain.",
+    saved_as=" (the char-rnn input.txt, renamed)",
 ))
