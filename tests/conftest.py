@@ -6,9 +6,12 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
+import matplotlib
 import pytest
 
-os.environ.setdefault("MPLBACKEND", "Agg")
+# Agg for this process only: an MPLBACKEND variable would reach the kernels nbval starts, whose
+# figures (inline, for the book) would then never be drawn.
+matplotlib.use("Agg")
 
 _chapter_times: dict[str, float] = defaultdict(float)
 _chapter_failed: set[str] = set()

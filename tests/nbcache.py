@@ -16,6 +16,7 @@ which is what the smoke build would have produced.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -73,6 +74,16 @@ def cache_executed(chapter: Path, sources: list[str], outputs: list[list], cache
     return None
 
 
+def figures_not_drawn() -> str | None:
+    """The matplotlib backend the kernels inherit when it is not the inline one, else None.
+
+    Under ``MPLBACKEND=Agg`` (say) ``plt.show()`` in a kernel shows nothing, so the executed
+    chapters would reach the book without their figures: they must not be cached.
+    """
+    backend = os.environ.get("MPLBACKEND", "")
+    return backend if backend and "inline" not in backend else None
+
+
 class NbCachePlugin:
     """Collects nbval's per-cell outputs; caches each chapter that passed at the end."""
 
@@ -96,9 +107,12 @@ class NbCachePlugin:
             self.cells[path][item.cell_num] = (item.cell.source, list(item.test_outputs or []))
 
     def pytest_sessionfinish(self, session):
+        backend = figures_not_drawn()
         for path, cells in sorted(self.cells.items()):
             chapter = CHAPTERS / (Path(path).stem + ".md")
-            if path in self.failed or not chapter.exists():
+            if backend:
+                reason = f"MPLBACKEND={backend}: its kernel drew no figures"
+            elif path in self.failed or not chapter.exists():
                 reason = "a cell failed" if path in self.failed else "no such chapter"
             elif sorted(cells) != list(range(len(cells))):
                 reason = "cells missing"

@@ -1,6 +1,6 @@
 """The built book's chapter pages, in a real browser (run after the build: `make pages`).
 
-Chapter 3 embeds two static latent explorers (the 2-D Fashion-MNIST VAE and three dimensions of
+Every chapter page carries the figures its code draws. Chapter 3 embeds two static latent explorers (the 2-D Fashion-MNIST VAE and three dimensions of
 the face VAE). In the HTML page, with no kernel, moving a slider must show the decoded image of the
 new slider position.
 """
@@ -25,6 +25,25 @@ def vae_page() -> Path:
         pytest.fail(f"{VAE_PAGE} is missing: build the book first (make strict-build), or point "
                     "GDL_BOOK_HTML at a built book's html folder")
     return VAE_PAGE
+
+
+CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.md"))
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=[c.stem for c in CHAPTERS])
+def test_every_figure_of_the_chapter_is_on_its_page(chapter):
+    page = HTML / "chapters" / (chapter.stem + ".html")
+    if not page.exists():
+        pytest.fail(f"{page} is missing: build the book first (make strict-build)")
+    cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", chapter.read_text(), re.S)
+    showing = sum("plt.show()" in c for c in cells)     # each such cell shows a figure at least
+    images = re.findall(r'<img[^>]*src="([^"]+)"', page.read_text())
+    local = [src for src in images if not src.startswith(("http", "data:"))]
+    assert len(local) >= showing > 0, (
+        f"{page.name}: {len(local)} figures for {showing} cells that show one (were the "
+        "chapter's figures drawn? MPLBACKEND must not be set for the kernels)")
+    missing = [src for src in local if not (page.parent / src).resolve().is_file()]
+    assert not missing, missing
 
 
 def explorers(html: str) -> list[dict]:

@@ -94,3 +94,16 @@ def test_cells_that_are_not_the_chapters_are_not_cached(chapter, tmp_path):
                                                    tmp_path / "cache", 1.0)
     assert "differs" in nbcache.cache_executed(chapter, ["x = 0", sources[1]], outputs,
                                                tmp_path / "cache", 1.0)
+
+
+def test_kernels_draw_figures_for_the_book(monkeypatch):
+    import os
+
+    import nbcache
+
+    # the tests themselves must not hand a non-inline backend to the kernels nbval starts
+    assert nbcache.figures_not_drawn() is None, os.environ.get("MPLBACKEND")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    assert nbcache.figures_not_drawn() == "Agg"
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    assert nbcache.figures_not_drawn() is None
