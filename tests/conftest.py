@@ -26,8 +26,9 @@ def pytest_configure(config):
     if config.getoption("--nb-cache", default=None):
         from nbcache import NbCachePlugin
 
-        config.pluginmanager.register(NbCachePlugin(Path(config.getoption("--nb-cache"))),
-                                      "nbcache")
+        plugin = NbCachePlugin(Path(config.getoption("--nb-cache")), _chapter_times,
+                               _chapter_failed)
+        config.pluginmanager.register(plugin, "nbcache")
 
 
 def pytest_runtest_logreport(report):

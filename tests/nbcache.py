@@ -25,8 +25,7 @@ import nbformat
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = ROOT / "chapters"
+from nbtools import CHAPTERS, ROOT
 
 
 def _md_config():
@@ -85,42 +84,41 @@ def figures_not_drawn() -> str | None:
 
 
 class NbCachePlugin:
-    """Collects nbval's per-cell outputs; caches each chapter that passed at the end."""
+    """Collects nbval's per-cell outputs; caches each chapter that passed at the end.
 
-    def __init__(self, cache_dir: Path):
+    ``times`` and ``failed`` are the per-chapter run times and failures that ``tests/conftest.py``
+    already keeps for its time report (keyed by the notebook's stem).
+    """
+
+    def __init__(self, cache_dir: Path, times: dict[str, float], failed: set[str]):
         self.cache_dir = cache_dir
+        self.times, self.failed = times, failed
         self.cells: dict[str, dict[int, tuple[str, list]]] = defaultdict(dict)
-        self.seconds: dict[str, float] = defaultdict(float)
-        self.failed: set[str] = set()
         self.lines: list[str] = []
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
         report = (yield).get_result()
-        path = str(getattr(item, "fspath", ""))
-        if not path.endswith(".ipynb"):
-            return
-        self.seconds[path] += report.duration
-        if not report.passed:
-            self.failed.add(path)
-        elif report.when == "call":
-            self.cells[path][item.cell_num] = (item.cell.source, list(item.test_outputs or []))
+        path = Path(str(getattr(item, "fspath", "")))
+        if path.suffix == ".ipynb" and report.when == "call" and report.passed:
+            self.cells[path.stem][item.cell_num] = (item.cell.source,
+                                                     list(item.test_outputs or []))
 
     def pytest_sessionfinish(self, session):
         backend = figures_not_drawn()
-        for path, cells in sorted(self.cells.items()):
-            chapter = CHAPTERS / (Path(path).stem + ".md")
+        for name, cells in sorted(self.cells.items()):
+            chapter = CHAPTERS / (name + ".md")
             if backend:
                 reason = f"MPLBACKEND={backend}: its kernel drew no figures"
-            elif path in self.failed or not chapter.exists():
-                reason = "a cell failed" if path in self.failed else "no such chapter"
+            elif name in self.failed or not chapter.exists():
+                reason = "a cell failed" if name in self.failed else "no such chapter"
             elif sorted(cells) != list(range(len(cells))):
                 reason = "cells missing"
             else:
                 t0 = time.time()
                 ordered = [cells[i] for i in range(len(cells))]
                 reason = cache_executed(chapter, [s for s, _ in ordered], [o for _, o in ordered],
-                                        self.cache_dir, self.seconds[path])
+                                        self.cache_dir, self.times.get(name, 0.0))
                 if reason is None:
                     self.lines.append(f"{chapter.name:<40} cached ({time.time() - t0:.1f} s)")
                     continue

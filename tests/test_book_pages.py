@@ -1,8 +1,8 @@
 """The built book's chapter pages, in a real browser (run after the build: `make pages`).
 
-Every chapter page carries the figures its code draws. Chapter 3 embeds two static latent explorers (the 2-D Fashion-MNIST VAE and three dimensions of
-the face VAE). In the HTML page, with no kernel, moving a slider must show the decoded image of the
-new slider position.
+Every chapter page carries the figures its code draws. Chapter 3 embeds two static latent
+explorers (the 2-D Fashion-MNIST VAE and three dimensions of the face VAE). In the HTML page, with
+no kernel, moving a slider must show the decoded image of the new slider position.
 """
 
 import json
@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+import nbtools
 from browser import chromium, needs_chromium
+from nbcache import chapter_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = Path(os.environ.get("GDL_BOOK_HTML", ROOT / "_build" / "smoke" / "_build" / "html")).resolve()
@@ -27,7 +29,7 @@ def vae_page() -> Path:
     return VAE_PAGE
 
 
-CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.md"))
+CHAPTERS = nbtools.chapters()
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[c.stem for c in CHAPTERS])
@@ -35,7 +37,7 @@ def test_every_figure_of_the_chapter_is_on_its_page(chapter):
     page = HTML / "chapters" / (chapter.stem + ".html")
     if not page.exists():
         pytest.fail(f"{page} is missing: build the book first (make strict-build)")
-    cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", chapter.read_text(), re.S)
+    cells = [c.source for c in chapter_notebook(chapter).cells if c.cell_type == "code"]
     showing = sum("plt.show()" in c for c in cells)     # each such cell shows a figure at least
     images = re.findall(r'<img[^>]*src="([^"]+)"', page.read_text())
     local = [src for src in images if not src.startswith(("http", "data:"))]
