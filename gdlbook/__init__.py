@@ -17,15 +17,17 @@ def set_seed(seed: int = 42) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def glue(name: str, value, *, display: bool = False):
+def glue(name: str, value, *, display: bool = False) -> None:
     """Make ``value`` available to the chapter's prose as ``{glue:text}`name```.
 
-    Numbers quoted in the text come from the code that ran, not from a hand-typed copy. Outside
-    a Jupyter Book build (Colab, a plain kernel) this only returns ``value``.
+    Numbers quoted in the text come from the code that ran, not from a hand-typed copy. It
+    returns nothing, so a cell that ends with a glue shows no stray output box on the page (with
+    ``display=True`` the value is shown where the cell is). Outside a Jupyter Book build (Colab,
+    a plain kernel without myst-nb) it does nothing.
     """
     try:
         from myst_nb import glue as _glue
     except ImportError:
-        return value
+        return None
     _glue(name, value, display=display)
-    return value
+    return None
