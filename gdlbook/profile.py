@@ -1,10 +1,17 @@
-"""Run profiles: ``smoke`` (small, on a CPU, in CI) and ``full`` (the book's results, on a GPU).
+"""Run profiles: how big every run of a chapter is.
+
+- ``smoke``: the whole chapter in about a minute on 2 CPU cores, on a small real subset. It
+  proves that the code and the text agree (CI runs it); its pictures are not meant to be pretty.
+- ``laptop``: results worth looking at on a laptop-class CPU, in at most about 30 minutes per
+  chapter on 2 cores, with data available offline. The published book shows recorded ``laptop``
+  runs (``make record``, see :mod:`gdlbook.records`).
+- ``full``: the book's sizes for one GPU (a Colab T4 and up), downloading full datasets.
 
 ``GDL_PROFILE`` selects the profile. Unset, the profile is ``full`` when an accelerator is
 visible to the Keras backend and ``smoke`` otherwise. Any other value is an error.
 
-A chapter's parameters cell calls :func:`select` with both configurations, so the reader sees
-what each profile does and which one is running.
+A chapter's parameters cell calls :func:`select` with the configurations side by side, so the
+reader sees what each profile does and which one is running.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import os
 from types import SimpleNamespace
 from typing import Any, Mapping
 
-PROFILES = ("smoke", "full")
+PROFILES = ("smoke", "laptop", "full")
 ENV_VAR = "GDL_PROFILE"
 
 
@@ -70,34 +77,42 @@ def _fmt(v: Any) -> str:
     return repr(v) if isinstance(v, str) else str(v)
 
 
-def table(smoke: Mapping[str, Any], full: Mapping[str, Any], active: str) -> str:
-    """The two configurations side by side, as plain text, the active one marked."""
-    keys = list(smoke)
-    heads = ("parameter", "smoke" + (" *" if active == "smoke" else ""),
-             "full" + (" *" if active == "full" else ""))
-    rows = [(k, _fmt(smoke[k]), _fmt(full[k])) for k in keys]
-    widths = [max(len(r[i]) for r in rows + [heads]) for i in range(3)]
+def table(configs: Mapping[str, Mapping[str, Any]], active: str) -> str:
+    """The configurations (profile name -> parameters) side by side, the active one marked."""
+    names = list(configs)
+    keys = list(configs[names[0]])
+    heads = ("parameter", *(n + (" *" if n == active else "") for n in names))
+    rows = [(k, *(_fmt(configs[n][k]) for n in names)) for k in keys]
+    widths = [max(len(r[i]) for r in rows + [heads]) for i in range(len(heads))]
     line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
     out = [line(heads), line(tuple("-" * w for w in widths))] + [line(r) for r in rows]
-    out.append(f"* running the {active!r} profile (set {ENV_VAR}=smoke|full to choose)")
+    out.append(f"* running the {active!r} profile (set {ENV_VAR}={'|'.join(names)} to choose)")
     return "\n".join(out)
 
 
-def select(smoke: Mapping[str, Any], full: Mapping[str, Any], *, profile: str | None = None,
+def select(smoke: Mapping[str, Any], full: Mapping[str, Any],
+           laptop: Mapping[str, Any] | None = None, *, profile: str | None = None,
            show: bool = True) -> SimpleNamespace:
     """Pick the configuration of the active profile.
 
-    Both configurations must name the same parameters. With ``show`` the two are printed side
-    by side, so the reader sees what the other profile would do. The result is a namespace with
-    the parameters as attributes plus ``profile``.
+    All configurations must name the same parameters. With ``show`` they are printed side by
+    side, so the reader sees what the other profiles would do. The result is a namespace with
+    the parameters as attributes plus ``profile``. A chapter that has no ``laptop``
+    configuration refuses that profile with an error (it never runs another size silently).
     """
-    if set(smoke) != set(full):
-        missing = sorted(set(smoke) ^ set(full))
-        raise ProfileError(f"smoke and full configurations differ in their keys: {missing}")
+    configs = {"smoke": smoke, **({"laptop": laptop} if laptop is not None else {}),
+               "full": full}
+    for name, config in configs.items():
+        if set(config) != set(smoke):
+            missing = sorted(set(smoke) ^ set(config))
+            raise ProfileError(f"smoke and {name} configurations differ in their keys: {missing}")
     if "profile" in smoke:
         raise ProfileError("'profile' is reserved; name the parameter differently")
     name = current(profile)
+    if name not in configs:
+        raise ProfileError(
+            f"This chapter has no {name!r} configuration; its profiles are "
+            f"{', '.join(configs)} (set {ENV_VAR} to one of them).")
     if show:
-        print(table(smoke, full, name))
-    chosen = smoke if name == "smoke" else full
-    return SimpleNamespace(profile=name, **chosen)
+        print(table(configs, name))
+    return SimpleNamespace(profile=name, **configs[name])

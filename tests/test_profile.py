@@ -4,7 +4,7 @@ from gdlbook import profile
 
 
 def test_explicit_profiles(monkeypatch):
-    for name in ("smoke", "full", " Smoke ", "FULL"):
+    for name in ("smoke", "laptop", "full", " Smoke ", "FULL", "Laptop"):
         monkeypatch.setenv("GDL_PROFILE", name)
         assert profile.current() == name.strip().lower()
 
@@ -14,11 +14,11 @@ def test_unknown_profile_lists_valid_ones(monkeypatch):
     with pytest.raises(profile.ProfileError) as e:
         profile.current()
     msg = str(e.value)
-    assert "bogus" in msg and "smoke" in msg and "full" in msg
+    assert "bogus" in msg and "smoke" in msg and "laptop" in msg and "full" in msg
 
 
 def test_unknown_profile_argument():
-    with pytest.raises(profile.ProfileError, match="Valid profiles: smoke, full"):
+    with pytest.raises(profile.ProfileError, match="Valid profiles: smoke, laptop, full"):
         profile.current("medium")
 
 
@@ -51,3 +51,19 @@ def test_select_rejects_mismatched_configurations():
         profile.select(smoke=dict(epochs=2), full=dict(epochs=2, batch=3), profile="smoke")
     with pytest.raises(profile.ProfileError, match="reserved"):
         profile.select(smoke=dict(profile=1), full=dict(profile=2), profile="smoke")
+
+
+def test_select_shows_three_profiles_and_picks_laptop(monkeypatch, capsys):
+    monkeypatch.setenv("GDL_PROFILE", "laptop")
+    cfg = profile.select(smoke=dict(epochs=2), laptop=dict(epochs=8), full=dict(epochs=20))
+    assert (cfg.profile, cfg.epochs) == ("laptop", 8)
+    head = capsys.readouterr().out.splitlines()[0].split()
+    assert head == ["parameter", "smoke", "laptop", "*", "full"]
+
+
+def test_laptop_without_a_laptop_configuration_is_refused(monkeypatch):
+    monkeypatch.setenv("GDL_PROFILE", "laptop")
+    with pytest.raises(profile.ProfileError, match="no 'laptop' configuration"):
+        profile.select(smoke=dict(epochs=2), full=dict(epochs=20))
+    with pytest.raises(profile.ProfileError, match="laptop configurations differ"):
+        profile.select(smoke=dict(epochs=2), laptop=dict(steps=3), full=dict(epochs=20))
