@@ -1,5 +1,6 @@
 # The two commands of the README:
-#   make book   build the HTML book, executing every chapter  -> _build/html/index.html
+#   make book   build the HTML book: fresh recorded runs (results/) and every other chapter
+#               executed                                   -> _build/html/index.html
 #   make test   run the whole test suite: unit tests, every chapter under nbval (smoke profile),
 #               and the strict book build
 # Both create the virtual environment .venv and install what they need on first use.
@@ -9,7 +10,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test unit notebooks strict-build pages golden clean
+.PHONY: book record records test unit notebooks strict-build pages golden clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +18,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[book,test,backends]"
 	touch $@
 
+# make book shows the recorded runs under results/ whose code matches their chapter (it puts them
+# into the build's jupyter-cache) and executes the other chapters; FRESH=1 executes every chapter.
 book: $(STAMP)
+ifeq ($(FRESH),1)
+	$(BIN)/jupyter-book build . --path-output _build/fresh
+	@echo "The book is at $(CURDIR)/_build/fresh/_build/html/index.html"
+else
+	$(BIN)/python -m gdlbook.records prime _build/.jupyter_cache
 	$(BIN)/jupyter-book build .
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
+endif
+
+# Record chapters at a real size: make record CHAPTERS=chapters/NN_name.md PROFILE=laptop
+PROFILE ?= laptop
+record: $(STAMP)
+	@test -n "$(CHAPTERS)" || { echo "usage: make record CHAPTERS=chapters/NN_name.md [PROFILE=laptop|full]"; exit 2; }
+	$(BIN)/python -m gdlbook.records record $(CHAPTERS) --profile $(PROFILE)
+
+# Each chapter's record: fresh (shown by the build), stale (code changed since) or none.
+records: $(STAMP)
+	$(BIN)/python -m gdlbook.records status
 
 test: unit notebooks strict-build pages
 
@@ -35,7 +54,9 @@ notebooks: $(STAMP)
 
 # Smoke-profile build in its own folder, so its cached outputs never stand in for a full run.
 # It finds the chapters `notebooks` just executed in its jupyter-cache and runs only the others.
+# The fresh records are primed too, so the strict build checks the pages the book publishes.
 strict-build: $(STAMP)
+	$(BIN)/python -m gdlbook.records prime $(SMOKE_CACHE)
 	GDL_PROFILE=smoke $(BIN)/jupyter-book build . -W -n --keep-going --path-output _build/smoke
 
 # The built pages in headless Chromium (the static latent explorers really respond).

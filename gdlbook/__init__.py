@@ -7,7 +7,12 @@ docstring names the chapter that teaches it.
 
 from __future__ import annotations
 
+import time as _time
+
 __version__ = "0.1.0"
+
+#: When the chapter's first code cell imported the package (:mod:`gdlbook.provenance`).
+IMPORT_TIME = _time.time()
 
 
 def set_seed(seed: int = 42) -> None:

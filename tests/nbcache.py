@@ -23,54 +23,22 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
+
+from gdlbook import records
 
 from nbtools import CHAPTERS, ROOT
 
 
-def _md_config():
-    """The MyST parser configuration of the book (its enabled extensions), as the build uses."""
-    from myst_parser.config.main import MdParserConfig
-
-    config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    extensions = config.get("parse", {}).get("myst_enable_extensions", [])
-    return MdParserConfig(enable_extensions=set(extensions))
-
-
 def chapter_notebook(chapter: Path) -> nbformat.NotebookNode:
     """``chapter`` (a jupytext MyST Markdown file) as myst-nb reads it for the build."""
-    from myst_nb.core.read import read_myst_markdown_notebook
-
-    return read_myst_markdown_notebook(chapter.read_text(encoding="utf-8"), config=_md_config(),
-                                       add_source_map=True, path=str(chapter))
+    return records.chapter_notebook(chapter, ROOT)
 
 
 def cache_executed(chapter: Path, sources: list[str], outputs: list[list], cache_dir: Path,
                    seconds: float) -> str | None:
-    """Store ``chapter`` executed (``outputs`` per code cell) in the jupyter-cache at ``cache_dir``.
-
-    ``sources`` are the code cells nbval ran, to check they are the chapter's. Returns ``None``
-    when the notebook was cached and the build will find it, else the reason it was not.
-    """
-    from jupyter_cache import get_cache
-    from jupyter_cache.base import CacheBundleIn
-
-    nb = chapter_notebook(chapter)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    if len(code) != len(outputs):
-        return f"{len(outputs)} cells run, the chapter has {len(code)}"
-    for n, (cell, src, outs) in enumerate(zip(code, sources, outputs), start=1):
-        if cell.source.strip() != src.strip():
-            return f"code cell {n} differs from the one nbval ran"
-        cell.outputs = [nbformat.from_dict(dict(o)) for o in outs]
-        cell.execution_count = n
-    cache = get_cache(str(cache_dir))
-    cache.cache_notebook_bundle(
-        CacheBundleIn(nb, str(chapter), data={"execution_seconds": seconds}),
-        check_validity=False, overwrite=True)
-    if cache.match_cache_notebook(chapter_notebook(chapter)) is None:  # what the build looks up
-        return "the build's lookup does not find it"
-    return None
+    """Store ``chapter`` executed by nbval in the jupyter-cache at ``cache_dir`` (see
+    :func:`gdlbook.records.cache_outputs`, which the recorded runs use too)."""
+    return records.cache_outputs(chapter, sources, outputs, cache_dir, seconds, ROOT)
 
 
 def figures_not_drawn() -> str | None:
