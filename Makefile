@@ -10,6 +10,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+# Pages built, recorded or tested keep one summary line per long loop, no progress bars
+# (gdlbook.progress); a reader's live notebook shows the bars.
+export GDL_PROGRESS ?= summary
+
 .PHONY: book record records test unit notebooks strict-build pages golden clean
 
 $(STAMP): pyproject.toml

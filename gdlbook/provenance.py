@@ -146,10 +146,10 @@ def sentence(info: dict) -> str:
     return text
 
 
-def glue_run(profile: str, name: str = "run_provenance") -> dict:
-    """Glue the sentence of this run (as Markdown, for ``{glue:md}``) and return its facts."""
+def glue_run(profile: str, name: str = "run_provenance") -> None:
+    """Glue the sentence of this run as Markdown, shown at the top of the page by
+
+    ``{glue:md}`` (the chapter's last, hidden cell calls this when everything else has run)."""
     from IPython.display import Markdown
 
-    info = run_info(profile)
-    gdlbook.glue(name, Markdown(sentence(info)))
-    return info
+    gdlbook.glue(name, Markdown(sentence(run_info(profile))))

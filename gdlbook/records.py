@@ -195,7 +195,7 @@ def record(chapter: Path, profile: str, *, root: Path | None = None,
     nb = chapter_notebook(chapter, root)
     commit = source_commit(root, chapter)
     env = {_profile.ENV_VAR: profile, provenance.RECORD_ENV: "1",
-           provenance.COMMIT_ENV: commit or ""}
+           provenance.COMMIT_ENV: commit or "", "GDL_PROGRESS": "summary"}
     old_env = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits them
     t0 = time.time()
