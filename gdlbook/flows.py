@@ -39,18 +39,27 @@ def coupling_network(dim: int, units: int = 256, hidden_layers: int = 4, l2: flo
 
     Two separate stacks of ``hidden_layers`` ReLU dense layers with ``units`` units each, every
     kernel with an L2 penalty ``l2``. The scale head ends in ``tanh``, so each factor
-    ``exp(s)`` stays within [1/e, e] and training cannot blow up; the translation head is linear.
+    ``exp(s)`` stays within [1/e, e]; the translation head is linear.
+
+    The layers are built inside ``keras.name_scope(name)``, so their variables' paths start
+    with ``name`` (``coupling_net_0/s_dense_0/kernel``). Without it every network of a flow has
+    the same paths, and on PyTorch the model registers its parameters in a dictionary keyed by
+    path: all but one network drop out of it, ``fit()``'s ``zero_grad()`` never clears their
+    gradients, and they accumulate from step to step.
     """
-    inputs = keras.Input((dim,), name="x_kept")
-    outputs = []
-    for head, activation in (("s", "tanh"), ("t", None)):
-        h = inputs
-        for i in range(hidden_layers):
-            h = layers.Dense(units, activation="relu", kernel_regularizer=keras.regularizers.L2(l2),
-                             name=f"{head}_dense_{i}")(h)
-        outputs.append(layers.Dense(dim, activation=activation,
-                                    kernel_regularizer=keras.regularizers.L2(l2), name=head)(h))
-    return keras.Model(inputs, outputs, name=name)
+    with keras.name_scope(name):
+        inputs = keras.Input((dim,), name="x_kept")
+        outputs = []
+        for head, activation in (("s", "tanh"), ("t", None)):
+            h = inputs
+            for i in range(hidden_layers):
+                h = layers.Dense(units, activation="relu",
+                                 kernel_regularizer=keras.regularizers.L2(l2),
+                                 name=f"{head}_dense_{i}")(h)
+            outputs.append(layers.Dense(dim, activation=activation,
+                                        kernel_regularizer=keras.regularizers.L2(l2),
+                                        name=head)(h))
+        return keras.Model(inputs, outputs, name=name)
 
 
 def alternating_masks(num_layers: int, dim: int) -> np.ndarray:
@@ -123,6 +132,12 @@ class RealNVP(keras.Model):
                            name=f"coupling_{k}")
             for k, mask in enumerate(alternating_masks(num_layers, dim))]
         self.seed_generator = keras.random.SeedGenerator(seed)
+        paths = [v.path for coupling in self.couplings for v in coupling.net.weights]
+        if len(set(paths)) != len(paths):
+            raise ValueError("the coupling networks' variables must have distinct paths (build "
+                             "each network under its own name): on PyTorch, variables that "
+                             "share a path are not all registered, and fit() never resets "
+                             "their gradients")
 
     def build(self, input_shape=None):
         for coupling in self.couplings:

@@ -77,6 +77,26 @@ def test_samples_come_from_the_flow():
     np.testing.assert_allclose(z.std(0), 1, atol=0.03)
 
 
+def test_every_variable_has_its_own_path():
+    # PyTorch registers a Keras model's parameters by variable path: duplicates drop out, and
+    # fit() then never resets their gradients (the flow did not learn on torch)
+    model = _flow(num_layers=3)
+    paths = [v.path for v in model.trainable_variables]
+    assert len(paths) == 3 * 12 and len(set(paths)) == len(paths), paths
+
+
+def test_networks_with_the_same_paths_are_refused(monkeypatch):
+    build = flows.coupling_network
+    monkeypatch.setattr(flows, "coupling_network",
+                        lambda *args, name, **kwargs: build(*args, name="same", **kwargs))
+    with pytest.raises(ValueError, match="distinct paths"):
+        flows.RealNVP(num_layers=2, units=4, hidden_layers=1)
+
+
+# The smoke configuration of chapter 6 (4 couplings of 2 x 64 units, Adam 3e-3, 30 epochs) on a
+# smaller set: it must beat a Gaussian fitted to the same points, on held-out points, by a
+# clear margin. (With the coupling networks' gradients accumulating, as they did on torch, the
+# loss stalls or rises.)
 TRAIN = """
     import json
     import numpy as np, keras
@@ -84,26 +104,39 @@ TRAIN = """
     from sklearn.datasets import make_moons
     from gdlbook import flows, set_seed
 
-    x = make_moons(1024, noise=0.05, random_state=0)[0].astype("float32")
-    x = (x - x.mean(0)) / x.std(0)
+    points = make_moons(1536, noise=0.05, random_state=0)[0].astype("float32")
+    mean, std = points[:1024].mean(0), points[:1024].std(0)
+    x, x_val = (points[:1024] - mean) / std, (points[1024:] - mean) / std
+    # the baseline: the maximum-likelihood Gaussian of the training points, on held-out points
+    cov = np.cov(x.T, bias=True)
+    d = x_val - x.mean(0)
+    gauss = float(np.mean(0.5 * np.einsum("ni,ij,nj->n", d, np.linalg.inv(cov), d)
+                          + 0.5 * np.log(np.linalg.det(2 * np.pi * cov))))
     set_seed(0)
-    model = flows.RealNVP(num_layers=4, units=32, hidden_layers=2, seed=0)
+    model = flows.RealNVP(num_layers=4, units=64, hidden_layers=2, seed=0)
     model(x[:1])
-    model.compile(keras.optimizers.Adam(1e-3))
-    h = model.fit(x, epochs=4, batch_size=128, verbose=0).history
-    ev = model.evaluate(x, batch_size=256, verbose=0)
-    nll = -float(ops.convert_to_numpy(ops.mean(model.log_prob(x))))
+    registered = None
+    if keras.backend.backend() == "torch":            # every trainable variable is a parameter
+        ids = {id(p) for p in model.parameters()}
+        registered = sum(id(v.value) in ids for v in model.trainable_variables)
+    model.compile(keras.optimizers.Adam(3e-3))
+    h = model.fit(x, epochs=30, batch_size=128, verbose=0).history
+    ev = model.evaluate(x_val, batch_size=256, verbose=0)
+    nll = -float(ops.convert_to_numpy(ops.mean(model.log_prob(x_val))))
     back = ops.convert_to_numpy(model.g(model.f(x[:64])[0]))
-    print(json.dumps(dict(loss=h["loss"], ev=float(ev), nll=nll,
+    print(json.dumps(dict(loss=h["loss"], ev=float(ev), nll=nll, gauss=gauss,
+                          registered=registered, trainable=len(model.trainable_variables),
                           err=float(np.abs(back - x[:64]).max()),
                           sample=ops.convert_to_numpy(model.sample(4)).tolist())))
 """
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_realnvp_trains_on_every_backend(backend):
-    out = run_with_backend(backend, TRAIN)
+def test_realnvp_learns_the_moons_on_every_backend(backend):
+    out = run_with_backend(backend, TRAIN, timeout=600)
     loss = np.array(out["loss"])
-    assert np.isfinite(loss).all() and loss[-1] < loss[0] - 0.05, out
+    assert out["registered"] in (None, out["trainable"]), out
+    assert np.isfinite(loss).all() and loss[-1] < loss[0] - 0.3, out
+    assert out["nll"] < out["gauss"] - 0.5, out                  # held out, against the baseline
     assert abs(out["ev"] - out["nll"]) < 1e-3, out              # the loss is the mean NLL
     assert out["err"] < 1e-4 and np.isfinite(out["sample"]).all(), out
