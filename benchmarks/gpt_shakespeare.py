@@ -1,35 +1,58 @@
 """Benchmark: chapter 9's GPT on character-level Tiny Shakespeare, side by side with nanoGPT.
 
 This folder holds scripts that measure speed; they are not tests and not run by CI (a unit test
-only checks that ``--tiny`` mode runs). This one trains nanoGPT's "baby GPT" configuration
-(``config/train_shakespeare_char.py``: 6 layers, 6 heads, 384 channels, context 256, batch 64,
-dropout 0.2, AdamW lr 1e-3 with 100 warm-up iterations and cosine decay to 1e-4 at 5,000
-iterations, weight decay 0.1, beta2 0.99, gradient clipping at 1.0, tied output weights) with
-``gdlbook.transformer`` and Keras ``fit()``, on the backend named by ``KERAS_BACKEND`` (or
-``--backend``), and prints every ``--eval-interval`` iterations::
+only checks that ``--tiny`` mode runs). This one trains the model of nanoGPT's
+``config/train_shakespeare_char.py`` with ``gdlbook.transformer`` and one Keras ``fit()``, on the
+backend named by ``KERAS_BACKEND`` (or ``--backend``). By default everything nanoGPT sets is
+matched:
 
-    step 250 | train loss 1.9669 | val loss 2.0624 | 14.5 ms/iter | 1,130,000 tokens/s | 12.3 s
+- model: 6 layers, 6 heads, 384 channels, context 256, dropout 0.2 (on the embeddings, the
+  attention weights and both residual branches), tied output layer, no biases in the linear
+  layers and LayerNorms (nanoGPT's ``bias = False``), normal(0, 0.02) initial weights and
+  0.02 / sqrt(2 * n_layer) for the two projections that write into the residual stream;
+- training: batch 64, AdamW (lr 1e-3, betas 0.9 / 0.99, eps 1e-8, weight decay 0.1 on the
+  matrices and embeddings only), gradient clipping at global norm 1, nanoGPT's learning-rate
+  schedule (linear warm-up ``lr * (it + 1) / 101`` for 100 iterations, cosine to 1e-4 at
+  5,000), 5,000 iterations, evaluation every 250 on 200 fresh random batches of each split
+  (90/10, as nanoGPT);
+- precision ``auto``: what nanoGPT picks, bfloat16 autocast on a GPU that supports it, float16
+  on other GPUs, float32 on a CPU (here the Keras policies ``mixed_bfloat16``,
+  ``mixed_float16``, ``float32``: float32 weights, low-precision matrix products).
 
-Losses are the mean cross-entropy in nats per character over ``--eval-iters`` batches of the
-training and of the validation split (90/10, as nanoGPT); ms/iter and tokens/s are for the
-training iterations of that interval only (evaluation excluded; the first interval includes
-compilation). At the end it prints the steady-state time per iteration (all intervals but the
-first) and the first step at which the validation loss reached ``--target`` (1.47 by default).
+The model has 10,745,088 parameters; nanoGPT prints "10.65M", its count without the
+256 x 384 position table. The script prints both counts (``--bias true`` gives 10,770,816).
 
-Compare with nanoGPT on the same machine::
+Timing: one ``fit()`` runs every iteration; a callback takes the time of each interval of
+``--eval-interval`` training iterations (waiting for its last step's loss), then evaluates both
+splits and takes that time separately. Each line reports the interval's training time per
+iteration and tokens per second (evaluation excluded; the first interval includes compilation)
+and the evaluation time. The end prints the steady-state time per iteration (every interval but
+the first), the total training and evaluation times and the wall time from the start of
+``fit()``. nanoGPT's ``train.py`` prints ``dt``, the time between consecutive iteration ends:
+at an evaluation iteration it includes the evaluation, at the first ones the compilation; its
+other lines are training alone, comparable with our ms/iter. Its total wall time is
+comparable with ours.
 
-    KERAS_BACKEND=jax python benchmarks/gpt_shakespeare.py --precision mixed_bfloat16 --fused
-    KERAS_BACKEND=tensorflow python benchmarks/gpt_shakespeare.py --precision mixed_bfloat16
-    KERAS_BACKEND=torch python benchmarks/gpt_shakespeare.py --jit-compile true --fused
+Compare with nanoGPT on the same machine (``compile=True`` is nanoGPT's default, so the torch
+line compiles too)::
+
+    KERAS_BACKEND=jax python benchmarks/gpt_shakespeare.py
+    KERAS_BACKEND=tensorflow python benchmarks/gpt_shakespeare.py
+    KERAS_BACKEND=torch python benchmarks/gpt_shakespeare.py --jit-compile true
     python train.py config/train_shakespeare_char.py    # in a nanoGPT checkout
 
-Options: ``--precision float32|mixed_bfloat16|mixed_float16`` (the Keras dtype policy),
-``--jit-compile auto|true|false`` (``compile(jit_compile=...)``; ``auto``, the default, is
-XLA on TensorFlow and JAX and eager execution on PyTorch; ``true`` on PyTorch is
-``torch.compile``), ``--fused`` (attention through ``keras.ops.dot_product_attention``,
-flash attention where available), ``--iters``, ``--batch``, ``--eval-interval``,
-``--eval-iters``. ``--tiny`` shrinks the model (2 layers, 2 heads, 64 channels, context 64,
-batch 16) for a quick check on a CPU, e.g. ``--tiny --iters 20``.
+``--fused`` (attention through ``keras.ops.dot_product_attention``, flash attention where
+available) is refused while dropout is on: that op has no dropout argument, whereas nanoGPT's
+flash path drops attention weights (``dropout_p``), so it would no longer be the same model. To
+time the fused kernel, run both sides without dropout: ``--dropout 0 --fused`` here and
+``--dropout=0.0`` for nanoGPT.
+
+Other options: ``--precision``, ``--jit-compile auto|true|false`` (``compile(jit_compile=...)``;
+``auto`` is XLA on TensorFlow and JAX and eager execution on PyTorch; ``true`` on PyTorch is
+``torch.compile``), ``--bias true`` and ``--scaled-init false`` (GPT-2-style biases, plain
+0.02 init), ``--iters``, ``--batch``, ``--eval-interval``, ``--eval-iters``, ``--target``.
+``--tiny`` shrinks the model (2 layers, 2 heads, 64 channels, context 64, batch 16, no dropout)
+for a quick check on a CPU, e.g. ``--tiny --iters 20 --eval-interval 10 --eval-iters 2``.
 
 The data come from ``gdlbook.data.load("tinyshakespeare")`` (``$GDL_DATA_DIR/text`` or a
 download). Run from the repository root with the package importable (``pip install -e .`` or
@@ -44,23 +67,81 @@ import os
 import sys
 import time
 
+NANOGPT = dict(context=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2, batch=64)
+TINY = dict(context=64, n_layer=2, n_head=2, n_embd=64, dropout=0.0, batch=16)
+
+
+def _bool(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return text.lower() == "true"
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--backend", choices=("tensorflow", "torch", "jax"),
                    help="Keras backend (default: $KERAS_BACKEND, else tensorflow)")
-    p.add_argument("--precision", default="float32",
-                   choices=("float32", "mixed_bfloat16", "mixed_float16"))
+    p.add_argument("--precision", default="auto",
+                   choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+                   help="auto (default): nanoGPT's choice for the device")
     p.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"))
     p.add_argument("--fused", action="store_true", help="fused dot-product attention kernel")
     p.add_argument("--tiny", action="store_true", help="a tiny model, for a CPU check")
+    p.add_argument("--dropout", type=float, default=None, help="default 0.2 (0 with --tiny)")
+    p.add_argument("--bias", type=_bool, default=False, help="biases (nanoGPT: false)")
+    p.add_argument("--scaled-init", type=_bool, default=True,
+                   help="0.02/sqrt(2 n_layer) for the residual projections (nanoGPT: true)")
     p.add_argument("--iters", type=int, default=5000)
     p.add_argument("--batch", type=int, default=None, help="default 64 (16 with --tiny)")
     p.add_argument("--eval-interval", type=int, default=250)
     p.add_argument("--eval-iters", type=int, default=200)
     p.add_argument("--target", type=float, default=1.47, help="validation loss to report")
     p.add_argument("--seed", type=int, default=1337)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    cfg = dict(TINY if args.tiny else NANOGPT)
+    if args.dropout is not None:
+        cfg["dropout"] = args.dropout
+    if args.batch is not None:
+        cfg["batch"] = args.batch
+    if args.fused and cfg["dropout"] > 0:
+        p.error(f"--fused with dropout {cfg['dropout']}: keras.ops.dot_product_attention has "
+                "no dropout, while nanoGPT's flash attention drops attention weights; the "
+                "model would not be nanoGPT's. Leave out --fused, or time both without "
+                "dropout (--dropout 0 here, --dropout=0.0 for nanoGPT).")
+    if min(args.iters, args.eval_interval, args.eval_iters) < 1:
+        p.error("--iters, --eval-interval and --eval-iters must be positive")
+    args.cfg = cfg
+    return args
+
+
+def nanogpt_precision() -> str:
+    """nanoGPT's ``dtype``: bfloat16 autocast on a GPU with bfloat16, float16 on other GPUs,
+    no autocast (float32) on a CPU, mapped to a Keras dtype policy."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        if not torch.cuda.is_available():
+            return "float32"
+        return "mixed_bfloat16" if torch.cuda.is_bf16_supported() else "mixed_float16"
+    if backend == "jax":
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        if not gpus:
+            return "float32"
+        capability = getattr(gpus[0], "compute_capability", "8.0")
+        return "mixed_bfloat16" if float(capability) >= 8.0 else "mixed_float16"
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "float32"
+    capability = tf.config.experimental.get_device_details(gpus[0]).get(
+        "compute_capability", (8, 0))
+    return "mixed_bfloat16" if tuple(capability) >= (8, 0) else "mixed_float16"
 
 
 def main(argv=None) -> int:
@@ -69,17 +150,13 @@ def main(argv=None) -> int:
         os.environ["KERAS_BACKEND"] = args.backend
     import numpy as np
     import keras
+    from keras import ops
 
     from gdlbook import data, transformer
 
-    if args.tiny:
-        model_cfg = dict(context=64, n_layer=2, n_head=2, n_embd=64, dropout=0.0)
-        batch = args.batch or 16
-    else:
-        model_cfg = dict(context=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2)
-        batch = args.batch or 64
+    cfg = args.cfg
+    context, batch = cfg["context"], cfg["batch"]
     lr, min_lr, warmup = 1e-3, 1e-4, min(100, max(1, args.iters // 10))
-    context = model_cfg["context"]
 
     text = data.load("tinyshakespeare", verbose=False)
     chars = sorted(set(text))
@@ -87,52 +164,88 @@ def main(argv=None) -> int:
     lookup[[ord(c) for c in chars]] = np.arange(len(chars))
     tokens = lookup[np.frombuffer(text.encode("ascii"), dtype=np.uint8)]
     split = int(0.9 * len(tokens))
+    parts = {"train": tokens[:split], "val": tokens[split:]}
 
-    keras.mixed_precision.set_global_policy(args.precision)
+    precision = nanogpt_precision() if args.precision == "auto" else args.precision
+    keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(args.seed)
-    model = transformer.build_gpt(len(chars), tie_weights=True, fused_attention=args.fused,
-                                  **model_cfg)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=max(1, args.iters - warmup), alpha=min_lr / lr, warmup_target=lr,
-        warmup_steps=warmup)
-    optimizer = keras.optimizers.AdamW(schedule, weight_decay=0.1, beta_1=0.9, beta_2=0.99,
-                                       global_clipnorm=1.0)
+    model = transformer.build_gpt(
+        len(chars), context, cfg["n_layer"], cfg["n_head"], cfg["n_embd"], cfg["dropout"],
+        tie_weights=True, fused_attention=args.fused, bias=args.bias,
+        scaled_init=args.scaled_init)
+
+    class NanoGPTSchedule(keras.optimizers.schedules.LearningRateSchedule):
+        """nanoGPT's get_lr: lr (it + 1) / (warmup + 1), then a cosine to min_lr."""
+
+        def __call__(self, step):
+            it = ops.cast(step, "float32")
+            warm = lr * (it + 1.0) / (warmup + 1.0)
+            ratio = ops.clip((it - warmup) / max(1, args.iters - warmup), 0.0, 1.0)
+            cosine = min_lr + 0.5 * (1.0 + ops.cos(math.pi * ratio)) * (lr - min_lr)
+            return ops.where(it < warmup, warm, cosine)
+
+    optimizer = keras.optimizers.AdamW(NanoGPTSchedule(), weight_decay=0.1, beta_1=0.9,
+                                       beta_2=0.99, epsilon=1e-8, global_clipnorm=1.0)
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     model.compile(optimizer=optimizer, jit_compile=jit,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
     interval = min(args.eval_interval, args.iters)
-    train = transformer.RandomWindows(tokens[:split], context, batch, interval, seed=args.seed)
-    evals = {name: transformer.RandomWindows(part, context, batch, args.eval_iters,
-                                             seed=args.seed + 1 + i, resample=False)
-             for i, (name, part) in enumerate((("train", tokens[:split]),
-                                               ("val", tokens[split:])))}
-    print(f"backend {keras.backend.backend()}, precision {args.precision}, jit_compile "
-          f"{args.jit_compile}, fused attention {args.fused}; {model.count_params():,} "
-          f"parameters; {model_cfg}, batch {batch}, {args.iters} iterations", flush=True)
+    epochs = math.ceil(args.iters / interval)
+    train = transformer.RandomWindows(parts["train"], context, batch, interval, seed=args.seed)
+    n_params = model.count_params()
+    print(f"backend {keras.backend.backend()}, precision {precision}, jit_compile "
+          f"{args.jit_compile}, fused attention {args.fused}, bias {args.bias}, scaled init "
+          f"{args.scaled_init}; {cfg}, {epochs * interval} iterations", flush=True)
+    print(f"{n_params:,} parameters; without the position table, as nanoGPT prints: "
+          f"{n_params - context * cfg['n_embd']:,} ({(n_params - context * cfg['n_embd']) / 1e6:.2f}M)",
+          flush=True)
 
-    start, times, reached = time.perf_counter(), [], None
-    for k in range(math.ceil(args.iters / interval)):
-        t0 = time.perf_counter()
-        model.fit(train, initial_epoch=k, epochs=k + 1, verbose=0)
-        seconds = time.perf_counter() - t0        # fit() returns after the last step's loss
-        times.append(seconds / interval)
-        losses = {name: model.evaluate(ds, verbose=0) for name, ds in evals.items()}
-        step = (k + 1) * interval
-        if reached is None and losses["val"] <= args.target:
-            reached = step
-        print(f"step {step} | train loss {losses['train']:.4f} | val loss {losses['val']:.4f} "
-              f"| {1000 * times[-1]:.1f} ms/iter | {batch * context / times[-1]:,.0f} tokens/s "
-              f"| {time.perf_counter() - start:.1f} s", flush=True)
-        if not all(math.isfinite(v) for v in losses.values()):
-            print("non-finite loss: stopping", file=sys.stderr)
-            return 1
+    class EvalTimer(keras.callbacks.Callback):
+        """Times each interval of training, then evaluates both splits on fresh batches."""
 
-    steady = times[1:] or times
-    print(f"steady state: {1000 * float(np.mean(steady)):.1f} ms/iter, "
-          f"{batch * context / float(np.mean(steady)):,.0f} tokens/s; validation loss "
-          + (f"<= {args.target} first at step {reached}" if reached else
+        def __init__(self):
+            super().__init__()
+            self.train_s, self.eval_s, self.reached, self.failed = [], [], None, False
+
+        def on_train_begin(self, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            float(logs["loss"])                  # waits until the interval's last step is done
+            self.train_s.append(time.perf_counter() - self.t0)
+            t1 = time.perf_counter()
+            losses = {}
+            for i, (name, part) in enumerate(parts.items()):
+                fresh = transformer.RandomWindows(part, context, batch, args.eval_iters,
+                                                  seed=args.seed + 1000 * (epoch + 1) + i)
+                losses[name] = float(self.model.evaluate(fresh, verbose=0))
+            self.eval_s.append(time.perf_counter() - t1)
+            step, per_iter = (epoch + 1) * interval, self.train_s[-1] / interval
+            if self.reached is None and losses["val"] <= args.target:
+                self.reached = step
+            print(f"step {step} | train loss {losses['train']:.4f} | val loss "
+                  f"{losses['val']:.4f} | {1000 * per_iter:.1f} ms/iter | "
+                  f"{batch * context / per_iter:,.0f} tokens/s | eval {self.eval_s[-1]:.1f} s "
+                  f"| {time.perf_counter() - self.start:.1f} s", flush=True)
+            if not all(math.isfinite(v) for v in losses.values()):
+                self.failed = self.model.stop_training = True
+
+    timer = EvalTimer()
+    model.fit(train, epochs=epochs, verbose=0, callbacks=[timer])
+    if timer.failed:
+        print("non-finite loss: stopped", file=sys.stderr)
+        return 1
+    steady = timer.train_s[1:] or timer.train_s
+    per_iter = sum(steady) / (len(steady) * interval)
+    print(f"steady state: {1000 * per_iter:.1f} ms/iter, {batch * context / per_iter:,.0f} "
+          f"tokens/s; training {sum(timer.train_s):.1f} s, evaluation {sum(timer.eval_s):.1f} s, "
+          f"wall {time.perf_counter() - timer.start:.1f} s; validation loss "
+          + (f"<= {args.target} first at step {timer.reached}" if timer.reached else
              f"did not reach {args.target}"), flush=True)
     return 0
 

@@ -10,7 +10,11 @@ Shapes: ``B`` batch, ``T`` sequence length (at most ``context``), ``C = n_embd``
 
 The model is nanoGPT's {Karpathy 2022} in Keras: learned (or sinusoidal) positions, pre-norm
 blocks {Xiong et al. 2020}, a 4x GELU MLP, dropout on the attention weights and on the residual
-branches, an optional output layer tied to the token embedding.
+branches, an optional output layer tied to the token embedding. Two options make it nanoGPT's
+model exactly: ``bias=False`` (no biases in the linear layers and LayerNorms) and
+``scaled_init=True`` (the residual projections drawn with standard deviation
+``0.02 / sqrt(2 * n_layer)``, as GPT-2 does); :func:`nanogpt_param_count` gives the parameter
+counts nanoGPT reports for such a model.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from keras import layers, ops
 from gdlbook import sampling
 
 __all__ = ["sinusoidal_encoding", "causal_mask", "TokenAndPositionEmbedding",
-           "CausalSelfAttention", "TransformerBlock", "GPT", "build_gpt", "RandomWindows",
-           "generate"]
+           "CausalSelfAttention", "TransformerBlock", "GPT", "build_gpt", "nanogpt_param_count",
+           "RandomWindows", "generate"]
 
 
 def _init(std: float = 0.02):
@@ -113,19 +117,25 @@ class CausalSelfAttention(layers.Layer):
         dropout: dropout rate on the attention weights and on the output.
         fused: compute attention with ``keras.ops.dot_product_attention`` (a fused kernel,
             flash attention where the backend and GPU have one) instead of the explicit
-            softmax. Same result in inference; the fused path has no dropout on the attention
-            weights, and it is bypassed when the weights are asked for.
+            softmax. Same result in inference. That kernel has no dropout, so in training with
+            ``dropout > 0`` the layer takes the explicit path, which drops attention weights;
+            the explicit path is also taken when the weights are asked for.
+        bias: give the two linear layers a bias (nanoGPT's Shakespeare model has none).
+        proj_std: standard deviation of the output projection's initial weights.
     """
 
     def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, fused: bool = False,
-                 **kwargs):
+                 bias: bool = True, proj_std: float = 0.02, **kwargs):
         super().__init__(**kwargs)
         if n_embd % n_head:
             raise ValueError(f"n_embd={n_embd} is not a multiple of n_head={n_head}")
         self.n_embd, self.n_head, self.dropout, self.fused = n_embd, n_head, dropout, fused
+        self.bias, self.proj_std = bias, proj_std
         self.head_dim = n_embd // n_head
-        self.qkv = layers.Dense(3 * n_embd, kernel_initializer=_init(), name="qkv")
-        self.proj = layers.Dense(n_embd, kernel_initializer=_init(), name="proj")
+        self.qkv = layers.Dense(3 * n_embd, use_bias=bias, kernel_initializer=_init(),
+                                name="qkv")
+        self.proj = layers.Dense(n_embd, use_bias=bias, kernel_initializer=_init(proj_std),
+                                 name="proj")
         self.attn_drop = layers.Dropout(dropout)
         self.out_drop = layers.Dropout(dropout)
 
@@ -139,7 +149,8 @@ class CausalSelfAttention(layers.Layer):
         qkv = ops.reshape(self.qkv(x), (-1, length, 3, self.n_head, self.head_dim))
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]          # each (B, T, H, D)
         weights = None
-        if self.fused and not return_attention:
+        drops = bool(training) and self.dropout > 0
+        if self.fused and not return_attention and not drops:
             y = ops.dot_product_attention(q, k, v, is_causal=True)   # (B, T, H, D)
         else:
             q, k, v = (ops.transpose(a, (0, 2, 1, 3)) for a in (q, k, v))   # (B, H, T, D)
@@ -155,7 +166,8 @@ class CausalSelfAttention(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "n_embd": self.n_embd, "n_head": self.n_head,
-                "dropout": self.dropout, "fused": self.fused}
+                "dropout": self.dropout, "fused": self.fused, "bias": self.bias,
+                "proj_std": self.proj_std}
 
 
 @keras.saving.register_keras_serializable(package="gdlbook")
@@ -171,19 +183,24 @@ class TransformerBlock(layers.Layer):
         dropout: dropout rate on the attention weights and on both residual branches.
         mlp_ratio: width of the MLP's hidden layer, in multiples of ``C``.
         fused: use the fused attention kernel (see :class:`CausalSelfAttention`).
+        bias: biases in the linear layers and LayerNorms (``False``: none, as in nanoGPT).
+        proj_std: initial standard deviation of the two layers that write into the residual
+            stream (attention output ``proj`` and MLP output ``fc_out``); the others use 0.02.
     """
 
     def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, mlp_ratio: int = 4,
-                 fused: bool = False, **kwargs):
+                 fused: bool = False, bias: bool = True, proj_std: float = 0.02, **kwargs):
         super().__init__(**kwargs)
         self.n_embd, self.n_head, self.dropout = n_embd, n_head, dropout
-        self.mlp_ratio, self.fused = mlp_ratio, fused
-        self.ln1 = layers.LayerNormalization(epsilon=1e-5, name="ln1")
-        self.attn = CausalSelfAttention(n_embd, n_head, dropout, fused=fused, name="attn")
-        self.ln2 = layers.LayerNormalization(epsilon=1e-5, name="ln2")
-        self.fc = layers.Dense(mlp_ratio * n_embd, activation="gelu",
+        self.mlp_ratio, self.fused, self.bias, self.proj_std = mlp_ratio, fused, bias, proj_std
+        self.ln1 = layers.LayerNormalization(epsilon=1e-5, center=bias, name="ln1")
+        self.attn = CausalSelfAttention(n_embd, n_head, dropout, fused=fused, bias=bias,
+                                        proj_std=proj_std, name="attn")
+        self.ln2 = layers.LayerNormalization(epsilon=1e-5, center=bias, name="ln2")
+        self.fc = layers.Dense(mlp_ratio * n_embd, activation="gelu", use_bias=bias,
                                kernel_initializer=_init(), name="fc")
-        self.fc_out = layers.Dense(n_embd, kernel_initializer=_init(), name="fc_out")
+        self.fc_out = layers.Dense(n_embd, use_bias=bias, kernel_initializer=_init(proj_std),
+                                   name="fc_out")
         self.mlp_drop = layers.Dropout(dropout)
 
     def build(self, input_shape):
@@ -203,7 +220,8 @@ class TransformerBlock(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "n_embd": self.n_embd, "n_head": self.n_head,
-                "dropout": self.dropout, "mlp_ratio": self.mlp_ratio, "fused": self.fused}
+                "dropout": self.dropout, "mlp_ratio": self.mlp_ratio, "fused": self.fused,
+                "bias": self.bias, "proj_std": self.proj_std}
 
 
 @keras.saving.register_keras_serializable(package="gdlbook")
@@ -213,23 +231,31 @@ class GPT(keras.Model):
     Embedding and dropout, ``n_layer`` :class:`TransformerBlock` s, a final LayerNorm, and a
     linear layer to the vocabulary — or, with ``tie_weights``, the transposed token embedding.
     Position ``t`` of the output predicts token ``t + 1`` from tokens ``0..t``.
+
+    ``bias=False`` removes every bias (linear layers and LayerNorms); ``scaled_init=True``
+    draws the weights of the layers that write into the residual stream with standard deviation
+    ``0.02 / sqrt(2 * n_layer)`` instead of 0.02, so that the sum of ``2 * n_layer`` residual
+    branches starts at the scale of one (GPT-2's scheme, which nanoGPT follows).
     """
 
     def __init__(self, vocab_size: int, context: int, n_layer: int, n_head: int, n_embd: int,
                  dropout: float = 0.0, tie_weights: bool = False, positional: str = "learned",
-                 fused_attention: bool = False, **kwargs):
+                 fused_attention: bool = False, bias: bool = True, scaled_init: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.config = dict(vocab_size=vocab_size, context=context, n_layer=n_layer,
                            n_head=n_head, n_embd=n_embd, dropout=dropout,
                            tie_weights=tie_weights, positional=positional,
-                           fused_attention=fused_attention)
+                           fused_attention=fused_attention, bias=bias, scaled_init=scaled_init)
+        proj_std = 0.02 / math.sqrt(2 * n_layer) if scaled_init else 0.02
         self.context, self.tie_weights = context, tie_weights
         self.embed = TokenAndPositionEmbedding(vocab_size, context, n_embd, positional,
                                                name="embed")
         self.embed_drop = layers.Dropout(dropout)
         self.blocks = [TransformerBlock(n_embd, n_head, dropout, fused=fused_attention,
-                                        name=f"block_{i}") for i in range(n_layer)]
-        self.ln_f = layers.LayerNormalization(epsilon=1e-5, name="ln_f")
+                                        bias=bias, proj_std=proj_std, name=f"block_{i}")
+                       for i in range(n_layer)]
+        self.ln_f = layers.LayerNormalization(epsilon=1e-5, center=bias, name="ln_f")
         self.head = None if tie_weights else layers.Dense(
             vocab_size, use_bias=False, kernel_initializer=_init(), name="head")
 
@@ -264,16 +290,35 @@ class GPT(keras.Model):
 
 def build_gpt(vocab_size: int, context: int, n_layer: int, n_head: int, n_embd: int,
               dropout: float = 0.0, tie_weights: bool = False, positional: str = "learned",
-              fused_attention: bool = False) -> GPT:
+              fused_attention: bool = False, bias: bool = True,
+              scaled_init: bool = False) -> GPT:
     """A :class:`GPT`, built (its weights created) by one call on a batch of zeros.
 
     nanoGPT's "baby" Shakespeare model is ``build_gpt(65, 256, 6, 6, 384, 0.2,
-    tie_weights=True)``: about 10.7 million parameters.
+    tie_weights=True, bias=False, scaled_init=True)``: 10,745,088 parameters, of which
+    nanoGPT prints the 10,646,784 that are not position embeddings ("10.65M"); with biases
+    the model has 10,770,816.
     """
     model = GPT(vocab_size, context, n_layer, n_head, n_embd, dropout, tie_weights, positional,
-                fused_attention, name="gpt")
+                fused_attention, bias, scaled_init, name="gpt")
     model(np.zeros((1, context), dtype="int32"))
     return model
+
+
+def nanogpt_param_count(vocab_size: int, context: int, n_layer: int, n_embd: int,
+                        bias: bool = False) -> dict[str, int]:
+    """Parameters of nanoGPT's GPT (tied output layer), counted from its layer sizes.
+
+    Per block: ``12 C^2`` weights (``3C^2`` for queries, keys and values, ``C^2`` for the
+    attention output, ``8C^2`` for the 4x MLP) and the two LayerNorm gains ``2C``; with
+    ``bias``, ``9C`` linear biases and ``2C`` LayerNorm biases more. Outside the blocks: the
+    token table ``VC``, the position table ``TC`` and the final LayerNorm. nanoGPT prints
+    ``non_embedding``, the total without the position table (its ``get_num_params``).
+    """
+    c = n_embd
+    block = 12 * c * c + 2 * c + (11 * c if bias else 0)
+    total = vocab_size * c + context * c + n_layer * block + c * (2 if bias else 1)
+    return {"total": total, "non_embedding": total - context * c}
 
 
 class RandomWindows(keras.utils.PyDataset):

@@ -59,6 +59,16 @@ CHECKS = """
     out["gen"] = [list(g.shape), bool(np.array_equal(g[:, :3], x[:2, :3])),
                   int(g.min()), int(g.max())]
 
+    # the fused path in training with dropout drops attention weights: with the output
+    # dropout switched off, training and inference outputs must differ
+    h = rng.normal(size=(2, 8, 16)).astype("float32")
+    fused_layer = tr.CausalSelfAttention(16, 2, dropout=0.5, fused=True)
+    fused_layer.build(h.shape)
+    fused_layer.out_drop.rate = 0.0
+    y_train = keras.ops.convert_to_numpy(fused_layer(h, training=True))
+    y_eval = keras.ops.convert_to_numpy(fused_layer(h, training=False))
+    out["fused_dropout"] = float(np.abs(y_train - y_eval).max())
+
     # a few training steps on a learnable sequence: the loss falls
     set_seed(1)
     text = np.tile(np.arange(V), 400)
@@ -87,6 +97,7 @@ def test_gpt_on_backend(backend):
     assert out["rowsum"] < 1e-5 and out["upper"] == 0.0
     assert out["short"] < 1e-5, "a shorter input must give the same logits as the prefix"
     assert out["fused_vs_explicit"] < 1e-4
+    assert out["fused_dropout"] > 1e-3, "the fused path in training must drop attention weights"
     assert out["gen"][0] == [2, 23] and out["gen"][1] and 0 <= out["gen"][2] <= out["gen"][3] < 11
     loss = out["loss"]
     assert all(math.isfinite(v) for v in loss)
@@ -147,3 +158,49 @@ def test_benchmark_tiny_mode_runs():
     for _, train, val in evals:
         assert math.isfinite(float(train)) and math.isfinite(float(val)), proc.stdout
     assert "ms/iter" in proc.stdout and "tokens/s" in proc.stdout
+    assert "without the position table, as nanoGPT prints" in proc.stdout
+
+
+def test_scaled_init_of_the_residual_projections():
+    """nanoGPT's init: 0.02 / sqrt(2 n_layer) for attention output and MLP output, 0.02 else."""
+    from gdlbook import transformer as tr
+    n_layer = 8
+    for scaled, expected in ((True, 0.02 / math.sqrt(2 * n_layer)), (False, 0.02)):
+        m = tr.build_gpt(11, 16, n_layer=n_layer, n_head=4, n_embd=128, scaled_init=scaled)
+        kernels = {}
+        for v in m.weights:
+            kind = v.path.split("/")[-2]
+            if v.path.endswith("kernel"):
+                kernels.setdefault(kind, []).append(np.asarray(v.numpy()).ravel())
+        std = {k: float(np.concatenate(vs).std()) for k, vs in kernels.items()}
+        assert set(std) == {"qkv", "proj", "fc", "fc_out", "head"}, std
+        for k in ("proj", "fc_out"):
+            assert abs(std[k] / expected - 1) < 0.03, (scaled, k, std)
+        for k in ("qkv", "fc", "head"):
+            assert abs(std[k] / 0.02 - 1) < 0.03, (scaled, k, std)
+
+
+def test_no_bias_model_matches_nanogpt_count():
+    """bias=False leaves no bias or LayerNorm beta; the count is nanoGPT's formula."""
+    from gdlbook import transformer as tr
+    V, T, L, H, C = 11, 16, 3, 2, 32
+    plain = tr.build_gpt(V, T, L, H, C, tie_weights=True, bias=False)
+    names = [v.path for v in plain.weights]
+    assert not [n for n in names if n.endswith(("bias", "beta"))], names
+    assert plain.count_params() == tr.nanogpt_param_count(V, T, L, C)["total"]
+    assert plain.count_params() == V * C + T * C + L * (12 * C * C + 2 * C) + C
+    biased = tr.build_gpt(V, T, L, H, C, tie_weights=True, bias=True)
+    assert biased.count_params() == tr.nanogpt_param_count(V, T, L, C, bias=True)["total"]
+    assert biased.count_params() - plain.count_params() == L * 11 * C + C
+    # nanoGPT's baby Shakespeare model: it prints 10.65M, the count without positions
+    baby = tr.nanogpt_param_count(65, 256, 6, 384)
+    assert baby == {"total": 10_745_088, "non_embedding": 10_646_784}
+    assert f"{baby['non_embedding'] / 1e6:.2f}M" == "10.65M"
+
+
+def test_benchmark_refuses_fused_attention_with_dropout():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpt_shakespeare.py"), "--tiny", "--fused",
+         "--dropout", "0.1"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "no dropout" in proc.stderr, proc.stderr[-2000:]
