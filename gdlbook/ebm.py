@@ -14,19 +14,27 @@ from a :class:`ReplayBuffer` of earlier samples with a fraction of fresh uniform
 TensorFlow and PyTorch the step is compiled as usual; on JAX, where ``fit()`` expects a pure
 ``train_step(state, data)``, it runs eagerly inside that signature, exactly as the GANs of
 chapter 4 do (both derive from :class:`gdlbook.training.StatefulStepModel`).
+
+:class:`RBM` is the older member of the family that the chapter also teaches: a restricted
+Boltzmann machine over binary pixels, sampled by block Gibbs sampling and trained by contrastive
+divergence (Hinton 2002) or persistent contrastive divergence (Tieleman 2008), written in NumPy
+because its conditionals and gradients have closed forms. With a dozen or so hidden units its
+partition function, and so its likelihood, can be computed exactly.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Sequence
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from gdlbook.gradients import value_and_grad
 from gdlbook.training import StatefulStepModel
 
-__all__ = ["build_energy_network", "langevin", "ReplayBuffer", "EBM"]
+__all__ = ["build_energy_network", "langevin", "ReplayBuffer", "EBM", "RBM"]
 
 
 def build_energy_network(image_size: int = 32, channels: int = 1,
@@ -199,3 +207,183 @@ class EBM(StatefulStepModel):
         for tracker, value in zip(self.trackers.values(), (loss,) + tuple(aux)):
             tracker.update_state(value)
         return {name: t.result() for name, t in self.trackers.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Restricted Boltzmann machines: binary units, block Gibbs sampling, CD-k and persistent CD
+
+
+def _sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # = 1 / (1 + e^-z), without overflow warnings
+
+
+def _softplus(z):
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))  # log(1 + e^z), stable
+
+
+def _one_blas_thread():
+    """A context in which NumPy's BLAS uses one thread (faster for an RBM's small matrices)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+class RBM:
+    """A restricted Boltzmann machine with binary visible and hidden units, in NumPy.
+
+    The energy of a joint state is ``E(v, h) = -v·W·h - a·v - b·h`` (``W``: ``(n_visible,
+    n_hidden)``, ``a``, ``b``: the visible and hidden biases). There are no visible-visible or
+    hidden-hidden weights, so given one layer the units of the other are independent:
+    ``p(h_j = 1 | v) = sigmoid(b_j + v·W[:, j])`` and ``p(v_i = 1 | h) = sigmoid(a_i + W[i]·h)``,
+    and summing out ``h`` gives the free energy ``F(v) = -a·v - sum_j softplus(b_j + v·W[:, j])``
+    with ``p(v) = exp(-F(v)) / Z``. Samples come from block Gibbs sampling (all hidden units at
+    once, then all visible units); :meth:`fit` trains by contrastive divergence (CD-k, chains
+    started at the data) or persistent CD (PCD-k, chains kept from one update to the next in
+    :attr:`chains`). With few hidden units :meth:`log_partition` sums over all ``2**n_hidden``
+    hidden states, so :meth:`log_likelihood` is exact. The gradients are written out, not
+    computed by automatic differentiation, so the class runs the same on every Keras backend.
+
+    ``visible_bias`` sets ``a`` (e.g. the log-odds of each pixel being on in the training data);
+    the weights start as ``N(0, 0.01^2)`` and the hidden biases at zero (the settings of Hinton's
+    practical guide).
+    """
+
+    max_exact_hidden = 20
+
+    def __init__(self, n_visible: int, n_hidden: int, *, visible_bias: Any = None,
+                 seed: int | None = None):
+        if n_visible < 1 or n_hidden < 1:
+            raise ValueError(f"an RBM needs at least one visible and one hidden unit, got "
+                             f"n_visible={n_visible}, n_hidden={n_hidden}")
+        self.rng = np.random.default_rng(seed)
+        self.W = 0.01 * self.rng.standard_normal((n_visible, n_hidden))
+        self.a = np.zeros(n_visible) if visible_bias is None else np.array(
+            visible_bias, dtype="float64").reshape(n_visible)
+        self.b = np.zeros(n_hidden)
+        self.chains = None  # the persistent chains of PCD, created by the first PCD update
+
+    @property
+    def n_visible(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def n_hidden(self) -> int:
+        return self.W.shape[1]
+
+    def _check(self, v) -> np.ndarray:
+        v = np.asarray(v, dtype="float64")
+        if v.ndim != 2 or v.shape[1] != self.n_visible:
+            raise ValueError(f"expected a batch of shape (n, {self.n_visible}), got {v.shape}")
+        if not np.all((v == 0) | (v == 1)):
+            raise ValueError("an RBM with binary units needs 0/1 data: binarise it first "
+                             "(e.g. x > 0.5)")
+        return v
+
+    def hidden_probs(self, v) -> np.ndarray:
+        """``p(h_j = 1 | v)`` for every hidden unit, shape ``(n, n_hidden)``."""
+        return _sigmoid(v @ self.W + self.b)
+
+    def visible_probs(self, h) -> np.ndarray:
+        """``p(v_i = 1 | h)`` for every visible unit, shape ``(n, n_visible)``."""
+        return _sigmoid(h @ self.W.T + self.a)
+
+    def _bernoulli(self, p) -> np.ndarray:
+        return (self.rng.random(p.shape) < p).astype("float64")
+
+    def gibbs_step(self, v) -> np.ndarray:
+        """One step of block Gibbs sampling: ``h ~ p(h | v)``, then ``v' ~ p(v | h)``."""
+        h = self._bernoulli(self.hidden_probs(v))
+        return self._bernoulli(self.visible_probs(h))
+
+    def sample(self, v0, steps: int, *, probabilities: bool = False) -> np.ndarray:
+        """Run ``steps`` steps of block Gibbs sampling from the binary batch ``v0``.
+
+        Returns the binary visible units after the last step or, with ``probabilities``, the
+        probabilities ``p(v | h)`` from which they were drawn (smoother to look at).
+        """
+        v = self._check(v0)
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        with _one_blas_thread():
+            for _ in range(steps - 1):
+                v = self.gibbs_step(v)
+            p = self.visible_probs(self._bernoulli(self.hidden_probs(v)))
+        return p if probabilities else self._bernoulli(p)
+
+    def free_energy(self, v) -> np.ndarray:
+        """``F(v) = -log sum_h exp(-E(v, h))`` for each row of the binary batch ``v``."""
+        v = self._check(v)
+        return -v @ self.a - _softplus(v @ self.W + self.b).sum(axis=1)
+
+    def log_partition(self) -> float:
+        """``log Z``, exactly: a log-sum-exp over all ``2**n_hidden`` hidden states.
+
+        Summing out the visible units instead of the hidden ones,
+        ``log Z = log sum_h exp(b·h + sum_i softplus(a_i + W[i]·h))``. It refuses an RBM with
+        more than :attr:`max_exact_hidden` hidden units (a million states); larger ones need an
+        estimate, such as annealed importance sampling.
+        """
+        if self.n_hidden > self.max_exact_hidden:
+            raise ValueError(f"the exact partition function sums over 2**{self.n_hidden} hidden "
+                             f"states; only up to {self.max_exact_hidden} hidden units are "
+                             f"supported")
+        bits = np.arange(self.n_hidden)
+        terms = []
+        with _one_blas_thread():
+            for start in range(0, 2 ** self.n_hidden, 4096):
+                index = np.arange(start, min(start + 4096, 2 ** self.n_hidden))
+                h = ((index[:, None] >> bits) & 1).astype("float64")
+                terms.append(h @ self.b + _softplus(h @ self.W.T + self.a).sum(axis=1))
+        terms = np.concatenate(terms)
+        top = terms.max()
+        return float(top + np.log(np.exp(terms - top).sum()))
+
+    def log_likelihood(self, v) -> np.ndarray:
+        """``log p(v) = -F(v) - log Z`` (in nats) for each row of the binary batch ``v``."""
+        return -self.free_energy(v) - self.log_partition()
+
+    def train_step(self, v_data, learning_rate: float, k: int = 1,
+                   persistent: bool = False) -> None:
+        """One CD-k update (``persistent=False``) or PCD-k update on a batch of binary data.
+
+        The gradient of the mean log-likelihood is ``<v h>_data - <v h>_model`` for ``W`` (and
+        ``<v> - <v>``, ``<h> - <h>`` for the biases), with ``h`` replaced by its probability
+        given ``v``. CD-k estimates the model term from chains started at the batch and run for
+        ``k`` Gibbs steps; PCD-k continues the chains of the previous update instead.
+        """
+        h_data = self.hidden_probs(v_data)                        # positive phase
+        if persistent:
+            if self.chains is None:
+                self.chains = self._bernoulli(np.full(v_data.shape, 0.5))
+            v_model = self.chains
+        else:
+            v_model = v_data
+        for _ in range(k):                                       # negative phase
+            v_model = self.gibbs_step(v_model)
+        if persistent:
+            self.chains = v_model
+        h_model = self.hidden_probs(v_model)
+        n, m = len(v_data), len(v_model)
+        self.W += learning_rate * (v_data.T @ h_data / n - v_model.T @ h_model / m)
+        self.a += learning_rate * (v_data.mean(axis=0) - v_model.mean(axis=0))
+        self.b += learning_rate * (h_data.mean(axis=0) - h_model.mean(axis=0))
+
+    def fit(self, data, *, epochs: int = 1, batch_size: int = 50, learning_rate: float = 0.05,
+            k: int = 1, persistent: bool = False) -> "RBM":
+        """Train on binary ``data`` (shape ``(n, n_visible)``) with shuffled minibatches.
+
+        Calling it again continues training (and, for PCD, the same persistent chains).
+        """
+        data = self._check(data)
+        if epochs < 0 or batch_size < 1 or k < 1:
+            raise ValueError(f"need epochs >= 0, batch_size >= 1 and k >= 1, got {epochs}, "
+                             f"{batch_size} and {k}")
+        with _one_blas_thread():
+            for _ in range(epochs):
+                order = self.rng.permutation(len(data))
+                for start in range(0, len(data) - batch_size + 1, batch_size):
+                    self.train_step(data[order[start:start + batch_size]], learning_rate, k,
+                                    persistent)
+        return self
