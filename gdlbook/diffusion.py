@@ -1,7 +1,8 @@
 """Denoising diffusion: noise schedules, the denoising U-Net and a DDIM model (taught in chapter 8).
 
-Chapter 8 derives every piece of this module; the multimodal chapter reuses the U-Net and the
-schedules. Everything is written with ``keras.ops`` and runs on TensorFlow, PyTorch and JAX.
+Chapter 8 derives every piece of this module; the U-Net and the schedules are written to be
+reusable by other models. Everything is written with ``keras.ops`` and runs on TensorFlow,
+PyTorch and JAX.
 
 - Noise schedules map a diffusion time ``t`` in [0, 1] to ``(noise_rates, signal_rates)``, with
   ``signal_rates**2 + noise_rates**2 == 1``: a noisy image is
