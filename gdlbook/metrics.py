@@ -6,11 +6,13 @@ between the two feature distributions under the polynomial kernel
 ``k(x, y) = (x·y / d + 1) ** 3``, averaged over random subsets. Unlike FID it has an unbiased
 estimator, so small sample sizes do not inflate it, and 0 means "same distribution".
 
-The *standard* KID uses the 2,048 pooled features of Inception-v3 trained on ImageNet
-(Szegedy et al., 2016), whose weights are downloaded. :func:`kid_feature_extractor` returns
-that extractor when the weights can be had and otherwise a clearly labelled substitute (a fixed,
-randomly initialised CNN), printing why; a KID computed with it is *not* comparable with
-published KIDs.
+The published KID (and FID) figures use the 2,048 pooled features of the TensorFlow Inception
+graph of 2015 (``inception-2015-12-05``, which the reference implementations of FID and KID
+load). :func:`inception_extractor` uses Keras's ImageNet ``InceptionV3`` instead (Szegedy et
+al., 2016), a network of the same family with other weights, so its KID is a different metric,
+labelled "KID (Keras InceptionV3, 299×299)" and never to be compared with published values.
+:func:`kid_feature_extractor` returns that extractor when the weights can be had and otherwise a
+clearly labelled substitute (a fixed, randomly initialised CNN), printing why.
 """
 
 from __future__ import annotations
@@ -84,7 +86,10 @@ class FeatureExtractor:
     """A fixed network that maps images to feature vectors, with a name a figure can carry.
 
     Call it on images ``(N, H, W, 3)``, uint8 or floats in [0, 1]; it returns ``(N, d)`` NumPy
-    features. ``standard`` is True only for the ImageNet Inception-v3 of the published KID.
+    features. ``label`` names the extractor for figures and text (``KID ({label})``);
+    ``standard`` is True only for Keras's ImageNet InceptionV3 at 299×299, the configuration
+    closest to the published KID. Even then the weights are not those of the Inception graph
+    behind published FID/KID figures, so no KID of this module is comparable with them.
     """
 
     name: str
@@ -115,9 +120,11 @@ class FeatureExtractor:
 def inception_extractor(image_size: int = 299, batch_size: int = 64) -> FeatureExtractor:
     """Inception-v3 with ImageNet weights, global-average-pooled (2,048 features).
 
-    ``image_size`` 299 is the standard KID (and FID); the Keras DDIM example uses 75 (the
-    smallest input Inception-v3 accepts) for speed, which gives different numbers. The ImageNet
-    weights are downloaded on first use: this raises when they cannot be had.
+    These are Keras's ImageNet weights, not the 2015 TensorFlow Inception graph of published
+    FID/KID figures. ``image_size`` 299 is Inception's native input and the size of the published
+    metrics; the Keras DDIM example uses 75 (the smallest input InceptionV3 accepts) for speed,
+    which gives different numbers again. The weights are downloaded on first use: this raises
+    when they cannot be had.
     """
     import keras
 
@@ -129,8 +136,7 @@ def inception_extractor(image_size: int = 299, batch_size: int = 64) -> FeatureE
         return keras.ops.clip(x, 0.0, 1.0) * 2.0 - 1.0
 
     standard = image_size == 299
-    label = (f"Inception-v3 (ImageNet) features at {image_size}×{image_size}"
-             + (" — the standard KID" if standard else " — not the standard 299×299 KID"))
+    label = f"Keras InceptionV3, {image_size}×{image_size}"
     return FeatureExtractor("inception_v3", label, standard, image_size, model, preprocess,
                             batch_size)
 
@@ -160,7 +166,7 @@ def random_cnn_extractor(image_size: int, widths=(64, 128, 256, 512), seed: int 
     def preprocess(x):
         return keras.ops.clip(x, 0.0, 1.0) * 2.0 - 1.0
 
-    label = "random-CNN features — not the standard Inception KID"
+    label = f"random CNN, {image_size}×{image_size}: not the standard Inception features"
     return FeatureExtractor("random_cnn", label, False, image_size, model, preprocess,
                             batch_size)
 
@@ -186,7 +192,7 @@ def kid_feature_extractor(image_size: int = 299, *, fallback_size: int | None = 
         except Exception as e:  # noqa: BLE001 - any failure to get the weights means: fall back
             why = f"{type(e).__name__}: {e}"
     extractor = random_cnn_extractor(fallback_size or image_size, seed=seed)
-    print(f"The ImageNet weights of Inception-v3 are not available ({why}).\n"
+    print(f"The ImageNet weights of Keras's InceptionV3 are not available ({why}).\n"
           f"Using a fixed random CNN as the feature extractor instead: the numbers below are "
-          f"KID with {extractor.label}; they are not comparable with published KIDs.")
+          f"KID ({extractor.label}); they are not comparable with published KIDs.")
     return extractor

@@ -19,6 +19,71 @@ def test_schedules_are_monotone_and_preserve_variance(name):
     assert signal[0] > 0.9 and signal[-1] < 0.05
 
 
+def _random_denoiser(size=16):
+    """An untrained stand-in for the U-Net: a random 1×1 convolution of the noisy image."""
+    import keras
+
+    images = keras.Input((size, size, 3))
+    variances = keras.Input((1, 1, 1))
+    init = keras.initializers.RandomNormal(0.0, 0.5, seed=0)
+    out = keras.layers.Conv2D(3, 1, kernel_initializer=init)(images)
+    return keras.Model([images, variances], out)
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "offset_cosine"])
+def test_every_schedule_samples_finite_images(name):
+    """Sampling never divides by a signal rate below MIN_SIGNAL_RATE, so every schedule gives finite images.
+
+    Before the fix, `generate` started every chain at t = 1, where the cosine schedule's signal
+    rate is 0 (infinite image estimate, NaN samples) and the linear one's 0.0066.
+    """
+    import keras
+    from gdlbook import diffusion
+
+    model = diffusion.DiffusionModel(_random_denoiser(), schedule=name, seed=0)
+    model.normalizer.adapt(np.random.default_rng(0).random((32, 16, 16, 3)).astype("float32"))
+    seen = []
+    denoise = model.denoise
+
+    def spy(noisy_images, noise_rates, signal_rates):
+        seen.append(float(np.min(keras.ops.convert_to_numpy(signal_rates))))
+        return denoise(noisy_images, noise_rates, signal_rates)
+
+    model.denoise = spy
+    for steps in (1, 2, 5):
+        for eta in (0.0, 1.0):
+            images = model.generate(keras.random.normal((4, 16, 16, 3), seed=1), steps, eta=eta)
+            assert images.shape == (4, 16, 16, 3)
+            assert np.all(np.isfinite(images)), (name, steps, eta)
+    # every chain starts where the signal rate is 0.02: not below (the old chains started at
+    # t = 1: signal rate 0 for the cosine schedule, 0.0066 for the linear), nor needlessly above
+    assert min(seen) == pytest.approx(0.02, rel=1e-3), (name, min(seen))
+
+
+def test_max_sampling_time_and_unsamplable_schedules():
+    from keras import ops
+    from gdlbook import diffusion
+
+    assert diffusion.max_sampling_time(diffusion.offset_cosine_schedule) == 1.0
+    # cos(πt/2) = 0.02 and the linear schedule's closed form solved for ᾱ = 0.02²
+    assert diffusion.max_sampling_time(diffusion.cosine_schedule) == pytest.approx(
+        2 / np.pi * np.arccos(0.02), abs=1e-4)
+    a = diffusion.LINEAR_STEPS * diffusion.LINEAR_BETA_MIN
+    b = 0.5 * diffusion.LINEAR_STEPS * (diffusion.LINEAR_BETA_MAX - diffusion.LINEAR_BETA_MIN)
+    t_lin = (-a + np.sqrt(a * a - 4 * b * np.log(0.02**2))) / (2 * b)
+    assert diffusion.max_sampling_time(diffusion.linear_schedule) == pytest.approx(t_lin, abs=1e-4)
+
+    def signal_free(t):  # no signal at any time: nothing to sample from
+        return ops.ones_like(t), ops.zeros_like(t)
+
+    with pytest.raises(ValueError, match="cannot be sampled"):
+        diffusion.max_sampling_time(signal_free)
+    with pytest.raises(ValueError, match="cannot be sampled"):  # offset cosine peaks at 0.95
+        diffusion.DiffusionModel(_random_denoiser(), schedule="offset_cosine", min_signal_rate=0.99)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        diffusion.DiffusionModel(_random_denoiser(), schedule="quadratic")
+
+
 def test_unet_shapes_and_embedding():
     import keras
     from gdlbook import diffusion
@@ -67,10 +132,14 @@ TRAIN = """
     a = model.sample(3, diffusion_steps=4, seed=1)
     b = model.generate(keras.random.normal((3, 16, 16, 3), seed=1), diffusion_steps=4)
     c = model.sample(3, diffusion_steps=4, eta=1.0, seed=1)
+    cosine = diffusion.DiffusionModel(net, schedule="cosine", seed=0)  # signal rate 0 at t = 1
+    cosine.normalizer.adapt(x)
+    d = cosine.sample(3, diffusion_steps=4, seed=1)
     print(json.dumps(dict(loss=history.history["loss"], shape=list(a.shape),
                           lo=float(a.min()), hi=float(a.max()),
                           deterministic=bool(np.allclose(a, b, atol=1e-5)),
-                          stochastic_differs=bool(not np.allclose(a, c, atol=1e-3)))))
+                          stochastic_differs=bool(not np.allclose(a, c, atol=1e-3)),
+                          cosine_finite=bool(np.all(np.isfinite(d))))))
 """
 
 
@@ -83,3 +152,5 @@ def test_training_steps_on_each_backend(backend):
     assert out["shape"] == [3, 16, 16, 3] and 0.0 <= out["lo"] <= out["hi"] <= 1.0
     assert out["deterministic"], "eta=0 sampling must depend on the initial noise only"
     assert out["stochastic_differs"]
+    assert out["cosine_finite"], "the cosine schedule must sample finite images"
+
