@@ -28,17 +28,33 @@ class OneHot(layers.Layer):
         return {**super().get_config(), "depth": self.depth}
 
 
-def build_char_lstm(vocab_size: int, seq_len: int, units: int = 128) -> keras.Model:
-    """Chollet's character model: one-hot characters -> LSTM -> logits of the next character.
+def build_char_rnn(vocab_size: int, seq_len: int, units: int = 128, *, cell: str = "lstm",
+                   num_layers: int = 1) -> keras.Model:
+    """Chollet's character model: one-hot characters -> recurrent layer(s) -> next-character logits.
 
     Input: ``(B, seq_len)`` character indices. Output: ``(B, vocab_size)`` logits for the
-    character that follows the window.
+    character that follows the window. ``cell`` is ``"lstm"`` (Chollet's choice) or ``"gru"``;
+    with ``num_layers > 1`` the layers are stacked, each but the last passing its whole output
+    sequence to the next.
     """
+    rnn_layers = {"lstm": layers.LSTM, "gru": layers.GRU}
+    if cell not in rnn_layers:
+        raise ValueError(f"cell must be one of {sorted(rnn_layers)}, got {cell!r}")
+    if num_layers < 1:
+        raise ValueError(f"num_layers must be at least 1, got {num_layers}")
     inputs = keras.Input((seq_len,), dtype="int32", name="chars")
     x = OneHot(vocab_size, name="one_hot")(inputs)
-    x = layers.LSTM(units, name="lstm")(x)
+    for i in range(num_layers):
+        name = cell if num_layers == 1 else f"{cell}_{i + 1}"
+        x = rnn_layers[cell](units, return_sequences=i < num_layers - 1, name=name)(x)
     logits = layers.Dense(vocab_size, name="next_char_logits")(x)
-    return keras.Model(inputs, logits, name="char_lstm")
+    stacked = "" if num_layers == 1 else f"_x{num_layers}"
+    return keras.Model(inputs, logits, name=f"char_{cell}{stacked}")
+
+
+def build_char_lstm(vocab_size: int, seq_len: int, units: int = 128) -> keras.Model:
+    """The character model with one LSTM layer: ``build_char_rnn(..., cell="lstm")``."""
+    return build_char_rnn(vocab_size, seq_len, units, cell="lstm")
 
 
 def build_word_lstm(vocab_size: int, embedding_dim: int = 100, units: int = 128) -> keras.Model:

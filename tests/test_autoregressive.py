@@ -73,3 +73,47 @@ def test_pixelcnn_output_depends_only_on_earlier_pixels():
         assert not np.any(changed & (order <= i * 8 + j)), (i, j)  # nothing at or before (i, j)
         if (i, j) != (7, 7):
             assert changed[order == i * 8 + j + 1].all()          # the next pixel does see it
+
+
+def test_char_rnn_cells_layers_and_parameter_counts():
+    """LSTM: 4 gates of u(d + u) + u weights; GRU (Keras's reset_after): 3 of u(d + u) + 2u."""
+    from gdlbook.autoregressive import build_char_lstm, build_char_rnn
+
+    V, u = 30, 16
+
+    def rnn_params(model):
+        return sum(layer.count_params() for layer in model.layers
+                   if layer.name.startswith(("lstm", "gru")))
+
+    lstm, gru = build_char_rnn(V, 10, u, cell="lstm"), build_char_rnn(V, 10, u, cell="gru")
+    assert rnn_params(lstm) == 4 * (u * (V + u) + u)
+    assert rnn_params(gru) == 3 * (u * (V + u) + 2 * u)
+    stacked = build_char_rnn(V, 10, u, cell="lstm", num_layers=2)
+    assert rnn_params(stacked) == 4 * (u * (V + u) + u) + 4 * (u * (u + u) + u)
+    assert stacked.output.shape == (None, V) and lstm.output.shape == (None, V)
+    assert build_char_lstm(V, 10, u).count_params() == lstm.count_params()
+    with pytest.raises(ValueError, match="cell"):
+        build_char_rnn(V, 10, u, cell="rnn")
+    with pytest.raises(ValueError, match="num_layers"):
+        build_char_rnn(V, 10, u, num_layers=0)
+
+
+def test_word_lstm_is_causal_and_a_bidirectional_one_is_not():
+    """Output t of the word model must not depend on tokens after t; a bidirectional layer leaks."""
+    import keras
+    from keras import layers
+    from gdlbook.autoregressive import build_word_lstm
+
+    keras.utils.set_random_seed(0)
+    causal = build_word_lstm(50, 8, 16)
+    inputs = keras.Input((None,), dtype="int32")
+    x = layers.Embedding(50, 8)(inputs)
+    x = layers.Bidirectional(layers.LSTM(16, return_sequences=True))(x)
+    bidirectional = keras.Model(inputs, layers.Dense(50)(x))
+    ids = np.random.default_rng(0).integers(0, 50, (1, 10))
+    changed = ids.copy()
+    changed[0, 6] = (ids[0, 6] + 1) % 50
+    for model, leaks in ((causal, False), (bidirectional, True)):
+        moved = np.abs(keras.ops.convert_to_numpy(model(changed) - model(ids))).max(-1)[0]
+        assert moved[6:].min() > 0                      # the changed token and after it move
+        assert (moved[:6].max() > 1e-6) == leaks, moved  # before it: only if the model looks ahead
