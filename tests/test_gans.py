@@ -127,28 +127,29 @@ RING = """
     import numpy as np, keras
     from gdlbook import set_seed, gans
 
-    set_seed(0)
+    set_seed(42)
     std = 0.1
     x = gans.ring_of_gaussians(8192, std=std, seed=0)
     gan = gans.WGANGP(gans.build_mlp(2, 2, 64, 3, name="generator"),
                       gans.build_mlp(2, 1, 64, 3, name="critic"),
-                      latent_dim=2, critic_steps=3, gp_weight=10.0, seed=0)
-    adam = lambda: keras.optimizers.Adam(3e-3, beta_1=0.5, beta_2=0.9)
+                      latent_dim=2, critic_steps=5, gp_weight=10.0, seed=42)
+    adam = lambda: keras.optimizers.Adam(1e-3, beta_1=0.5, beta_2=0.9)
     gan.compile(d_optimizer=adam(), g_optimizer=adam())
     centres = gans.ring_centres()
     sample = lambda: keras.ops.convert_to_numpy(gan.generate(gan.sample_latent(2000)))
     before = gans.mode_coverage(sample(), centres, std)
     t0 = time.perf_counter()
-    gan.fit(x, batch_size=256, epochs=9, verbose=0, shuffle=True)   # 288 steps
+    gan.fit(x, batch_size=256, epochs=16, verbose=0, shuffle=True)   # 512 steps
     after = gans.mode_coverage(sample(), centres, std)
     RESULT["ring"] = dict(before=[before[0].tolist(), before[1]],
                           after=[after[0].tolist(), after[1]], seconds=time.perf_counter() - t0)
 """
 
 
-# JAX runs the GAN step eagerly (gdlbook.training.StatefulStepModel): about a minute of CPU for
-# this run, against seconds on TensorFlow and PyTorch; the chapter runs it on every backend.
-RING_BACKENDS = ("tensorflow", "torch")
+# About ten seconds of CPU on TensorFlow; several times that on PyTorch, and minutes on JAX, which
+# runs the GAN step eagerly (gdlbook.training.StatefulStepModel). The chapter (nbval) trains the
+# same ring GAN on every backend and asserts the same coverage.
+RING_BACKENDS = ("tensorflow",)
 
 
 @pytest.fixture(scope="module", params=RING_BACKENDS)
