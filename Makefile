@@ -10,8 +10,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-# Pages built, recorded or tested keep one summary line per long loop, no progress bars
-# (gdlbook.progress); a reader's live notebook shows the bars.
+# Pages built or recorded keep one summary line per long loop, no progress bars
+# (gdlbook.progress); a reader's live notebook shows the bars. The notebook tests print nothing
+# (their golden outputs must not hold timings).
 export GDL_PROGRESS ?= summary
 
 .PHONY: book record records test unit notebooks strict-build pages golden clean
@@ -53,7 +54,7 @@ SMOKE_CACHE := _build/smoke/_build/.jupyter_cache
 
 notebooks: $(STAMP)
 	$(BIN)/python tests/nbtools.py prepare
-	GDL_PROFILE=smoke $(BIN)/python -m pytest --nbval-lax tests/_nbval -p no:cacheprovider \
+	GDL_PROFILE=smoke GDL_PROGRESS=off $(BIN)/python -m pytest --nbval-lax tests/_nbval -p no:cacheprovider \
 		--nb-cache=$(SMOKE_CACHE)
 
 # Smoke-profile build in its own folder, so its cached outputs never stand in for a full run.

@@ -22,6 +22,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from gdlbook import progress
+
 # --------------------------------------------------------------------------- noise schedules
 
 LINEAR_BETA_MIN, LINEAR_BETA_MAX, LINEAR_STEPS = 1e-4, 0.02, 1000
@@ -286,7 +288,8 @@ class DiffusionModel(keras.Model):
         seed_generator = keras.random.SeedGenerator(seed)
         x = ops.convert_to_tensor(initial_noise, "float32")
         step = self.max_time / diffusion_steps
-        for i in range(diffusion_steps):
+        for i in progress.track(range(diffusion_steps), f"DDIM, {len(x)} images",
+                                unit="step"):
             t = self.max_time - i * step
             x, predicted_images = self.ddim_step(x, t, t - step, eta, seed_generator)
         return ops.convert_to_numpy(self.denormalize(predicted_images))

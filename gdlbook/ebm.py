@@ -31,6 +31,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from gdlbook import progress
 from gdlbook.gradients import value_and_grad
 from gdlbook.training import StatefulStepModel
 
@@ -87,7 +88,7 @@ def langevin(energy_fn: Callable[[Any], Any], x0: Any, steps: int, step_size: fl
 
     if keras.backend.backend() == "jax":  # eager on JAX: a Python loop (a lax loop would
         x = x0                             # trace and compile its body at every call)
-        for i in range(steps):
+        for i in progress.track(range(steps), f"Langevin, {len(x0)} chains", unit="step"):
             x = step(i, x)
         return x
     return ops.fori_loop(0, steps, step, x0) if steps > 0 else x0

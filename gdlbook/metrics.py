@@ -23,6 +23,8 @@ from typing import Callable
 
 import numpy as np
 
+from gdlbook import progress
+
 # --------------------------------------------------------------------------- MMD and KID
 
 
@@ -106,7 +108,8 @@ class FeatureExtractor:
         x = np.asarray(images)
         x = x.astype("float32") / 255.0 if x.dtype == np.uint8 else x.astype("float32")
         outs = []
-        for i in range(0, len(x), self.batch_size):
+        for i in progress.track(range(0, len(x), self.batch_size),
+                                f"{self.label}: features of {len(x)} images", unit="batch"):
             batch = x[i:i + self.batch_size]
             if batch.shape[1:3] != (self.image_size, self.image_size):
                 batch = keras.ops.image.resize(batch, (self.image_size, self.image_size),

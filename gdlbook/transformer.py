@@ -25,7 +25,7 @@ import numpy as np
 import keras
 from keras import layers, ops
 
-from gdlbook import sampling
+from gdlbook import progress, sampling
 
 __all__ = ["sinusoidal_encoding", "causal_mask", "TokenAndPositionEmbedding",
            "CausalSelfAttention", "TransformerBlock", "GPT", "build_gpt", "nanogpt_param_count",
@@ -370,7 +370,8 @@ def generate(model: GPT, prompt, length: int, temperature: float = 1.0,
     if seq.ndim != 2 or seq.shape[1] < 1:
         raise ValueError(f"prompt must be (batch, length >= 1) token ids, got {seq.shape}")
     context = model.context
-    for _ in range(length):
+    for _ in progress.track(range(length), f"generating {len(seq)} x {length} tokens",
+                            unit="token"):
         n = min(seq.shape[1], context)
         window = np.zeros((len(seq), context), dtype="int32")
         window[:, :n] = seq[:, -n:]

@@ -101,3 +101,23 @@ def test_moving_a_slider_shows_the_decoded_image_of_the_new_position(vae_page, t
             assert src != d["images"][expected_index(d, d["home"])], "the image did not change"
             shown = root.find_elements(By.TAG_NAME, "output")[j].text
             assert float(shown) == pytest.approx(d["values"][positions[j]], abs=0.01)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=[c.stem for c in CHAPTERS])
+def test_every_page_says_which_run_it_shows(chapter):
+    """The first lines of a chapter page name its run: a fresh record, or the build's own."""
+    from gdlbook import records
+
+    page = HTML / "chapters" / (chapter.stem + ".html")
+    if not page.exists():
+        pytest.fail(f"{page} is missing: build the book first (make strict-build)")
+    text = re.sub(r"<[^>]+>", "", page.read_text())
+    found = re.search(r"This page shows (a recorded run|this build.s own execution) of the "
+                      r"chapter in the (\w+) profile", text)
+    assert found, f"{page.name} does not say which run it shows"
+    [row] = [r for r in records.status(ROOT) if r["chapter"] == chapter.name]
+    if row["state"] == "fresh":   # the build must show the record, with the record's profile
+        assert found.groups() == ("a recorded run", row["profile"]), found.group(0)
+        assert row["device"] in text
+    else:
+        assert found.group(1) != "a recorded run", f"{page.name}: a {row['state']} record shown"
