@@ -7,6 +7,8 @@ The pieces the chapter builds its three models from, written once:
   LeakyReLU, as in the faces model of the book;
 - :class:`Sampling`: the reparameterisation trick, ``z = mean + exp(log_var / 2) * eps``;
 - :func:`kl_divergence`: the KL divergence of a diagonal Gaussian from N(0, I), in closed form;
+- :func:`equivalent_beta`: the β of a loss written as ``weight × (mean reconstruction error) + KL``,
+  the form of Foster's notebooks, in the units of :func:`reconstruction_nll`;
 - :class:`VAE`: encoder + sampling + decoder, trained by ``fit()`` through an overridden
   ``compute_loss``, so it runs unchanged on TensorFlow, PyTorch and JAX.
 
@@ -116,6 +118,32 @@ def reconstruction_nll(x, x_hat, kind: Literal["bernoulli", "gaussian"] = "berno
         return ops.sum(ops.binary_crossentropy(x, x_hat), axis=axes)
     if kind == "gaussian":
         return ops.sum(ops.square(x - x_hat), axis=axes) / (2.0 * sigma ** 2)
+    raise ValueError(f"unknown reconstruction likelihood {kind!r}: 'bernoulli' or 'gaussian'")
+
+
+def equivalent_beta(weight: float, n_values: int,
+                    kind: Literal["bernoulli", "gaussian"] = "bernoulli",
+                    sigma: float = 1.0) -> float:
+    """The β of ``weight × mean-per-value reconstruction error + KL``, in our units.
+
+    A loss that *averages* the per-value error (binary cross-entropy, or squared error for
+    ``"gaussian"``) over the ``n_values`` pixel values of an image, multiplies it by ``weight`` and
+    adds the KL term is, per image, a positive constant times
+    ``reconstruction_nll(x, x_hat, kind, sigma) + β · KL`` with
+
+    - ``"bernoulli"``: ``β = n_values / weight`` (the constant is ``weight / n_values``);
+    - ``"gaussian"``: ``β = n_values / (2 σ² weight)`` (the constant is ``2 σ² weight / n_values``).
+
+    A positive constant does not move the minimum, so the two losses train the same model (up to
+    the optimizer's step size). β > 1 weights the KL term more than the ELBO does.
+    """
+    if weight <= 0 or n_values <= 0 or sigma <= 0:
+        raise ValueError(f"weight, n_values and sigma must be positive, got {weight}, "
+                         f"{n_values}, {sigma}")
+    if kind == "bernoulli":
+        return n_values / weight
+    if kind == "gaussian":
+        return n_values / (2.0 * sigma ** 2 * weight)
     raise ValueError(f"unknown reconstruction likelihood {kind!r}: 'bernoulli' or 'gaussian'")
 
 

@@ -44,6 +44,36 @@ def test_reconstruction_nll():
         vae.reconstruction_nll(x, x_hat, "laplace")
 
 
+def test_equivalent_beta_of_a_mean_weighted_loss():
+    """Foster's losses (weight × mean error + KL) are our summed loss + β·KL, times a constant."""
+    # closed forms: Fashion-MNIST (500 × mean BCE over 32×32), faces (2,000 × MSE over 64×64×3)
+    assert vae.equivalent_beta(500, 32 * 32) == pytest.approx(2.048)
+    assert vae.equivalent_beta(2000, 64 * 64 * 3, "gaussian", sigma=0.5) == pytest.approx(12.288)
+    assert vae.equivalent_beta(2000, 32 * 32 * 3, "gaussian", sigma=0.5) == pytest.approx(3.072)
+    # numerically, from the loss functions themselves, on a batch
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(6, 8, 8, 3)).astype("float32")
+    x_hat = rng.uniform(0.05, 0.95, size=x.shape).astype("float32")
+    z_mean = rng.normal(size=(6, 4)).astype("float32")
+    z_log_var = rng.normal(scale=0.5, size=(6, 4)).astype("float32")
+    kl = ops.convert_to_numpy(vae.kl_divergence(z_mean, z_log_var))
+    n = 8 * 8 * 3
+    per_value = {"bernoulli": ops.convert_to_numpy(ops.binary_crossentropy(x, x_hat)),
+                 "gaussian": (x - x_hat) ** 2}
+    for kind, sigma, weight in [("bernoulli", 1.0, 500.0), ("gaussian", 0.5, 2000.0),
+                                ("gaussian", 0.9, 7.0)]:
+        theirs = weight * per_value[kind].reshape(6, -1).mean(axis=1) + kl
+        ours = ops.convert_to_numpy(vae.reconstruction_nll(x, x_hat, kind, sigma))
+        beta = vae.equivalent_beta(weight, n, kind, sigma)
+        ratio = theirs / (ours + beta * kl)
+        np.testing.assert_allclose(ratio, ratio[0], rtol=1e-5)   # one constant for every image
+        assert ratio[0] > 0
+    with pytest.raises(ValueError, match="positive"):
+        vae.equivalent_beta(0, 1024)
+    with pytest.raises(ValueError, match="unknown reconstruction"):
+        vae.equivalent_beta(500, 1024, "laplace")
+
+
 def test_builders_mirror_each_other():
     enc = vae.conv_encoder((32, 32, 1), 2)
     dec = vae.conv_decoder(2, (32, 32, 1))
