@@ -88,7 +88,8 @@ def code_hash(nb) -> str:
 
 
 def cache_outputs(chapter: Path, sources: list[str], outputs: list[list], cache_dir: Path,
-                  seconds: float, root: Path | None = None) -> str | None:
+                  seconds: float, root: Path | None = None, *,
+                  data: dict | None = None) -> str | None:
     """Store ``chapter`` executed (``outputs`` per code cell) in the jupyter-cache at ``cache_dir``.
 
     The notebook is the chapter as myst-nb reads it (so the build's lookup, a hash of the code
@@ -111,7 +112,7 @@ def cache_outputs(chapter: Path, sources: list[str], outputs: list[list], cache_
         cell.execution_count = n
     cache = get_cache(str(cache_dir))
     cache.cache_notebook_bundle(
-        CacheBundleIn(nb, str(chapter), data={"execution_seconds": seconds}),
+        CacheBundleIn(nb, str(chapter), data={"execution_seconds": seconds, **(data or {})}),
         check_validity=False, overwrite=True)
     if cache.match_cache_notebook(chapter_notebook(chapter, root)) is None:
         return "the build's lookup does not find it"
@@ -296,13 +297,34 @@ def prime(cache_dir: Path, root: Path | None = None) -> list[str]:
                     "broken": "record unusable"}[row["state"]]
             lines.append(f"{name:<40} {what}: the build executes it")
             continue
+        chapter = root / "chapters" / name
+        label = f"{name:<40} recorded {row['profile']} run of {row['date'][:10]}"
+        if _primed(cache_dir, chapter, root) == row["date"]:
+            lines.append(label)
+            continue
         cells = code_cells(row["nb"])
-        reason = cache_outputs(root / "chapters" / name, [c.source for c in cells],
+        reason = cache_outputs(chapter, [c.source for c in cells],
                                [c.get("outputs", []) for c in cells], Path(cache_dir),
-                               float(row["wall_s"]), root)
-        lines.append(f"{name:<40} " + (f"recorded {row['profile']} run of {row['date'][:10]}"
-                                         if reason is None else f"not used: {reason}"))
+                               float(row["wall_s"]), root, data={"record": row["date"]})
+        if reason is None:
+            # Sphinx re-reads only the sources that changed: mark this one as changed, so an
+            # incremental build shows the record in place of the page it built before
+            os.utime(chapter)
+        lines.append(label if reason is None else f"{name:<40} not used: {reason}")
     return lines
+
+
+def _primed(cache_dir: Path, chapter: Path, root: Path) -> str | None:
+    """The date of the record the cache already holds for ``chapter``'s code, if any."""
+    from jupyter_cache import get_cache
+
+    if not Path(cache_dir).exists():
+        return None
+    try:
+        found = get_cache(str(cache_dir)).match_cache_notebook(chapter_notebook(chapter, root))
+    except KeyError:
+        return None
+    return (found.data or {}).get("record")
 
 
 def _table(rows: list[dict]) -> str:

@@ -53,8 +53,15 @@ def test_record_status_prime_round_trip(book):
     assert row["state"] == "fresh" and row["profile"] == "laptop"
 
     cache_dir = book / "_build" / ".jupyter_cache"
+    import os
+    os.utime(chapter, (1, 1))
     [line] = records.prime(cache_dir, book)
     assert "recorded laptop run" in line
+    # newly primed: the chapter is marked as changed, so an incremental build re-reads it
+    assert chapter.stat().st_mtime > 1
+    os.utime(chapter, (1, 1))
+    records.prime(cache_dir, book)                 # already there: left alone
+    assert chapter.stat().st_mtime == 1
     # what the build looks up: the chapter as myst-nb reads it, with the record's outputs
     _, merged = get_cache(str(cache_dir)).merge_match_into_notebook(
         records.chapter_notebook(chapter, book))
