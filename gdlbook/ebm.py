@@ -62,7 +62,8 @@ def build_energy_network(image_size: int = 32, channels: int = 1,
 def langevin(energy_fn: Callable[[Any], Any], x0: Any, steps: int, step_size: float,
              noise: float, clip: float | None = 0.03,
              value_range: tuple[float, float] | None = (-1.0, 1.0),
-             seed: keras.random.SeedGenerator | int | None = None) -> Any:
+             seed: keras.random.SeedGenerator | int | None = None,
+             desc: str | None = None) -> Any:
     """Run ``steps`` steps of (clipped) Langevin dynamics on the energy, from ``x0``.
 
     Each step is ``x <- clip_range(x - step_size * clip_grad(grad_x E(x)) + noise * eps)`` with
@@ -72,7 +73,9 @@ def langevin(energy_fn: Callable[[Any], Any], x0: Any, steps: int, step_size: fl
     gradient of their sum is each example's own gradient. The noise is drawn up front (the loop
     body draws nothing), so the loop can be a ``keras.ops.fori_loop`` (a graph loop on
     TensorFlow); on JAX, where the book runs these steps eagerly, it is a Python loop. The result
-    is not differentiable: a sample, not part of a graph.
+    is not differentiable: a sample, not part of a graph. With ``desc`` the Python loop reports
+    its progress (:mod:`gdlbook.progress`); a training step, which samples at every update,
+    passes none.
     """
     x0 = ops.convert_to_tensor(x0, dtype="float32")
     eps = noise * keras.random.normal((steps,) + tuple(ops.shape(x0)), seed=seed)
@@ -88,7 +91,7 @@ def langevin(energy_fn: Callable[[Any], Any], x0: Any, steps: int, step_size: fl
 
     if keras.backend.backend() == "jax":  # eager on JAX: a Python loop (a lax loop would
         x = x0                             # trace and compile its body at every call)
-        for i in progress.track(range(steps), f"Langevin, {len(x0)} chains", unit="step"):
+        for i in (progress.track(range(steps), desc) if desc else range(steps)):
             x = step(i, x)
         return x
     return ops.fori_loop(0, steps, step, x0) if steps > 0 else x0

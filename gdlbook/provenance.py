@@ -95,17 +95,29 @@ def versions() -> dict[str, str]:
     return {"backend": backend, "keras": keras.__version__, "backend_version": backend_version}
 
 
-def commit() -> str | None:
-    """The commit the chapter comes from: set by ``make record``, else ``git``, else ``None``."""
+def commit(root: str | os.PathLike | None = None) -> str | None:
+    """The commit a run comes from, marked ``+changes`` when the chapters or the package differ
+    from it: ``$GDL_RECORD_COMMIT`` (set by ``make record``), else ``git`` in ``root`` (default:
+    this package's checkout), else ``None`` (e.g. in Colab)."""
     value = os.environ.get(COMMIT_ENV, "").strip()
     if value:
         return value
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], capture_output=True,
-                             text=True, timeout=10, cwd=Path(__file__).resolve().parent)
-    except (OSError, subprocess.SubprocessError):
+    root = Path(root) if root is not None else Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                                 timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    head = git("rev-parse", "--short=10", "HEAD")
+    if not head:
         return None
-    return out.stdout.strip() or None
+    top = git("rev-parse", "--show-toplevel")
+    dirty = git("-C", top, "status", "--porcelain", "--", "chapters", "gdlbook") if top else ""
+    return head + ("+changes" if dirty else "")
 
 
 def run_info(profile: str) -> dict:

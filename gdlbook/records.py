@@ -29,7 +29,6 @@ import hashlib
 import io
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -121,23 +120,6 @@ def cache_outputs(chapter: Path, sources: list[str], outputs: list[list], cache_
 
 # --- recording -------------------------------------------------------------------------------
 
-def _git(root: Path, *args: str) -> str:
-    try:
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
-
-
-def source_commit(root: Path, chapter: Path) -> str | None:
-    """The commit the chapter is recorded from, marked ``+changes`` when the tree differs."""
-    head = _git(root, "rev-parse", "--short=10", "HEAD")
-    if not head:
-        return None
-    dirty = _git(root, "status", "--porcelain", "--", "chapters", "gdlbook")
-    return head + ("+changes" if dirty else "")
-
-
 def shrink_figures(nb, keep_png: int = PNG_KEEP_BYTES) -> int:
     """Re-encode large PNG outputs as JPEG where that is smaller; returns the bytes saved."""
     from PIL import Image
@@ -194,7 +176,7 @@ def record(chapter: Path, profile: str, *, root: Path | None = None,
     if not chapter.exists():
         raise RecordError(f"no chapter {chapter}")
     nb = chapter_notebook(chapter, root)
-    commit = source_commit(root, chapter)
+    commit = provenance.commit(root)
     env = {_profile.ENV_VAR: profile, provenance.RECORD_ENV: "1",
            provenance.COMMIT_ENV: commit or "", "GDL_PROGRESS": "summary"}
     old_env = {k: os.environ.get(k) for k in env}
