@@ -4,7 +4,8 @@ chapter 3, GANs in chapter 4, diffusion in chapter 8).
 Datasets of photographs come in many shapes (CelebA's aligned faces are 218×178, or 109×89 in the
 offline stand-in; Oxford Flowers' images are all sizes); the generative models of the book train
 on small squares. :func:`center_crop_resize` turns any batch into such squares;
-:func:`nearest_neighbours` finds the training images closest to generated ones (the
+:func:`pad_and_scale` puts the 28×28 grey images of MNIST and Fashion-MNIST on a 32×32 canvas,
+so that stride-2 layers halve them cleanly (chapters 3 and 4); :func:`nearest_neighbours` finds the training images closest to generated ones (the
 memorisation check of chapter 4).
 """
 
@@ -46,6 +47,34 @@ def center_crop_resize(images: np.ndarray, size: int) -> np.ndarray:
         im = Image.fromarray(crop[..., 0] if crop.ndim == 3 and crop.shape[-1] == 1 else crop)
         out[i] = np.asarray(im.resize((size, size), Image.Resampling.LANCZOS)).reshape(out.shape[1:])
     return out
+
+
+def pad_and_scale(images: np.ndarray, size: int = 32,
+                  value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """Centre grey images on a black ``size`` × ``size`` canvas and scale them to ``value_range``.
+
+    Args:
+        images: uint8 array ``(N, H, W)`` with ``H`` and ``W`` at most ``size`` (28×28 for MNIST
+            and Fashion-MNIST: two black pixels are added on each side for ``size`` = 32).
+        size: the side of the output squares.
+        value_range: where pixel values 0 and 255 land, e.g. ``(0, 1)`` for a Bernoulli or
+            sigmoid decoder, ``(-1, 1)`` for a tanh generator or a Langevin sampler.
+
+    Returns:
+        float32 array ``(N, size, size, 1)``; the padding takes the value of black, ``value_range[0]``.
+    """
+    x = np.asarray(images)
+    if x.ndim != 3:
+        raise ValueError(f"expected grey images shaped (N, H, W); got {x.shape}")
+    if x.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels; got {x.dtype}")
+    h, w = x.shape[1:]
+    if h > size or w > size:
+        raise ValueError(f"images of {h}×{w} do not fit on a {size}×{size} canvas")
+    top, left = (size - h) // 2, (size - w) // 2
+    padded = np.pad(x, ((0, 0), (top, size - h - top), (left, size - w - left)))
+    lo, hi = value_range
+    return padded[..., None].astype("float32") / np.float32(255.0 / (hi - lo)) + np.float32(lo)
 
 
 def nearest_neighbours(queries: np.ndarray, references: np.ndarray, k: int = 3,

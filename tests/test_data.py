@@ -463,3 +463,103 @@ def test_oxford_flowers_is_registered_with_its_canonical_archive():
     assert fmt.complete and fmt.archive.name == "102flowers.tgz"
     assert fmt.archive.urls == ("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/102flowers.tgz",)
     assert fmt.files["train"][0].name == "jpg/image_08189.jpg"
+
+
+# --- every dataset a chapter loads has an online source ---------------------------------------
+
+def _chapter_datasets() -> dict[str, set[str]]:
+    """dataset name -> the chapters that load it (literal names, and cfg.dataset's values)."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    used: dict[str, set[str]] = {}
+    for chapter in sorted((root / "chapters").glob("[0-9][0-9]_*.md")):
+        text = chapter.read_text(encoding="utf-8")
+        names = set(re.findall(r'data\.load\(\s*"(\w+)"', text))
+        if "data.load(cfg.dataset" in text:
+            names |= set(re.findall(r'dataset="(\w+)"', text))
+        for name in names:
+            used.setdefault(name, set()).add(chapter.stem)
+    return used
+
+
+def test_no_chapter_depends_on_the_shared_data_alone():
+    """A Colab run has no ../shared/data: every split of every dataset a chapter loads can be
+    downloaded from a canonical source, and every downloaded file is checked by a sha256."""
+    from gdlbook import data
+
+    used = _chapter_datasets()
+    assert {"mnist", "fashion_mnist", "cifar10", "celeba", "oxford_flowers102",
+            "nietzsche", "tinyshakespeare"} <= set(used)
+    for name, chapters in used.items():
+        ds = data.dataset(name)
+        for split in ds.splits:
+            online = [f for f in ds.formats if split in f.files and f.downloadable]
+            assert online, f"{name}/{split} (used by {sorted(chapters)}) has no online source"
+            for fmt in online:
+                fetched = [fmt.archive] if fmt.archive is not None else list(fmt.files[split])
+                for spec in fetched:
+                    assert spec.urls and spec.sha256, f"{name}: {spec.name} lacks a sha256"
+                    assert any(u.startswith("https://") for u in spec.urls), spec.urls
+
+
+def test_google_drive_links_go_to_the_download_host():
+    from gdlbook.data.registry import direct_url
+
+    ident = "0B7EVK8r0v71pZjFTYXZWM3FlRnM"
+    want = f"https://drive.usercontent.google.com/download?id={ident}&export=download&confirm=t"
+    assert direct_url(f"https://drive.google.com/uc?export=download&id={ident}") == want
+    assert direct_url(f"https://drive.google.com/file/d/{ident}/view") == want
+    other = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+    assert direct_url(other) == other
+
+
+def test_celeba_from_the_authors_archive_is_the_offline_subset(tmp_path):
+    """The official format reads the first 5,000 faces of img_align_celeba.zip (218×178) and
+    halves them to the 109×89 of the offline subset; fewer images is an error."""
+    from PIL import Image
+
+    from gdlbook.data import formats
+
+    def archive(n):
+        p = tmp_path / f"celeba{n}.zip"
+        with zipfile.ZipFile(p, "w") as zf:
+            for i in range(n, 0, -1):                      # stored out of order
+                im = Image.new("RGB", (178, 218), (i, 255 - i, 7))
+                buf = io.BytesIO()
+                im.save(buf, format="JPEG", quality=95)
+                zf.writestr(f"img_align_celeba/{i:06d}.jpg", buf.getvalue())
+        return p
+
+    decode = formats.decode_image_zip("img_align_celeba/", (109, 89), first=3,
+                                      source_size=(218, 178))
+    (x,) = decode([archive(5)], "train")
+    assert x.shape == (3, 109, 89, 3) and x.dtype == np.uint8
+    assert np.abs(x[:, 50, 40, 0].astype(int) - [1, 2, 3]).max() <= 3    # 000001, 000002, 000003
+    with pytest.raises(ValueError, match="expected at least 3"):
+        decode([archive(2)], "train")
+
+
+def test_a_download_says_what_it_fetches_and_its_licence(tmp_path, monkeypatch, capsys):
+    import keras
+
+    from gdlbook.data import registry
+
+    spec = next(f for fmt in registry.dataset("celeba").formats
+                for f in fmt.files["train"] if f.urls)
+    payload = b"not the archive"
+
+    def fake_get_file(fname, origin, file_hash, cache_dir, cache_subdir):
+        assert origin.startswith("https://drive.usercontent.google.com/download?id=")
+        if file_hash and hashlib.sha256(payload).hexdigest() != file_hash:
+            raise ValueError("hash mismatch")
+        p = Path(cache_dir) / fname
+        p.write_bytes(payload)
+        return str(p)
+
+    monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
+    with pytest.raises(registry.DataNotFoundError, match="hash mismatch"):
+        registry.download(spec, tmp_path)
+    out = capsys.readouterr().out
+    assert "1.44 GB" in out and "non-commercial research" in out
+    assert not (tmp_path / spec.name).exists()        # nothing half-downloaded is left

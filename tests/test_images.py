@@ -1,8 +1,10 @@
-"""gdlbook.images: the square centre crop and resize of the image-generating chapters."""
+"""gdlbook.images: the square centre crop and resize, the 32×32 canvas of the MNIST-like sets, and
+the nearest-neighbour search of the image-generating chapters."""
 
 import numpy as np
 import pytest
 
+from gdlbook import images
 from gdlbook.images import center_crop_resize, nearest_neighbours
 
 
@@ -52,3 +54,24 @@ def test_nearest_neighbours_matches_brute_force():
         nearest_neighbours(queries, refs[:, :2])
     with pytest.raises(ValueError, match="k must be"):
         nearest_neighbours(queries, refs, k=51)
+
+
+def test_pad_and_scale_centres_on_black_and_maps_the_range():
+    x = np.full((2, 28, 28), 255, dtype=np.uint8)
+    x[1, 0, 0] = 0
+    out = images.pad_and_scale(x, value_range=(-1.0, 1.0))
+    assert out.shape == (2, 32, 32, 1) and out.dtype == np.float32
+    assert (out[:, :2] == -1).all() and (out[:, -2:] == -1).all()     # the black border
+    assert (out[:, :, :2] == -1).all() and (out[:, :, -2:] == -1).all()
+    assert out[0, 2:30, 2:30].min() == 1.0                              # 255 lands on 1
+    assert out[1, 2, 2, 0] == -1.0 and out[1, 2, 3, 0] == 1.0           # the image is not shifted
+    unit = images.pad_and_scale(x)
+    assert unit.min() == 0.0 and unit.max() == 1.0
+    np.testing.assert_array_equal(unit[:, 2:30, 2:30, 0], x / np.float32(255))
+
+
+@pytest.mark.parametrize("bad", [np.zeros((2, 28, 28, 1), np.uint8), np.zeros((2, 28, 28)),
+                                 np.zeros((2, 33, 28), np.uint8)])
+def test_pad_and_scale_rejects_bad_inputs(bad):
+    with pytest.raises(ValueError):
+        images.pad_and_scale(bad)

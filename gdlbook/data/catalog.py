@@ -126,6 +126,15 @@ register(Dataset(
     credit="A. Krizhevsky, Learning Multiple Layers of Features from Tiny Images, 2009.",
 ))
 
+#: The book trains on the first 5,000 aligned faces, at half resolution, in every profile.
+CELEBA_FACES = 5_000
+CELEBA_NOTICE = (
+    "CelebA: downloading img_align_celeba.zip, 1.44 GB, from the Google Drive of its authors "
+    "(Multimedia Laboratory, The Chinese University of Hong Kong). CelebA is available for "
+    "non-commercial research purposes only; by downloading it you accept its agreement: "
+    "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html. The book uses its first "
+    f"{CELEBA_FACES:,} faces.")
+
 register(Dataset(
     name="celeba",
     title="CelebA (aligned faces)",
@@ -141,11 +150,26 @@ register(Dataset(
                 "celeba_aligned_89x109_first5k.zip",
                 sha256="de9cf75a7772a7dd90f06b50bb51175ce73c9db2a6182d42ea826310c4a4bc04"),)},
         ),
+        Format(
+            name="official-first5k",
+            description=(f"the first {CELEBA_FACES:,} faces of CelebA's img_align_celeba.zip, "
+                         "resized from 218×178 to 109×89"),
+            decode=decode_image_zip("img_align_celeba/", (109, 89), first=CELEBA_FACES,
+                                    source_size=(218, 178)),
+            complete=False,
+            # sha256 as recorded by TensorFlow Datasets (url_checksums/celeb_a.txt); the
+            # authors publish the file, not a digest
+            files={"train": (File(
+                "img_align_celeba.zip",
+                sha256="46fb89443c578308acf364d7d379fe1b9efb793042c0af734b6112e4fd3a8c74",
+                urls=("https://drive.google.com/uc?export=download&id=0B7EVK8r0v71pZjFTYXZWM3FlRnM",),
+                notice=CELEBA_NOTICE),)},
+        ),
     ),
-    how_to_get=("the complete CelebA (202,599 faces) is distributed by its authors through Google "
-                "Drive and Kaggle, behind a licence page, so it is not downloaded automatically; "
-                "offline runs use the 5,000-face subset of the book's shared data "
-                "($GDL_DATA_DIR/celeba/celeba_aligned_89x109_first5k.zip)."),
+    how_to_get=("online, img_align_celeba.zip (1.44 GB) is downloaded on first use from the "
+                "authors' Google Drive (non-commercial research use only) and its first 5,000 "
+                "faces are used; offline, put that zip, or the 5,000-face subset of the book's "
+                "shared data (celeba_aligned_89x109_first5k.zip), in $GDL_DATA_DIR/celeba/."),
     credit="Z. Liu, P. Luo, X. Wang, X. Tang; non-commercial research use only.",
 ))
 
@@ -165,9 +189,13 @@ register(Dataset(
             # the last image stands for the folder; the decoder reads and counts all of them
             decode=decode_image_folder_square("image_*.jpg", FLOWERS_COUNT, FLOWERS_SIZE),
             files={"train": (File(f"jpg/image_{FLOWERS_COUNT:05d}.jpg"),)},
-            # no published checksum: the archive is verified by decoding all 8,189 images
+            # sha256 as recorded by TensorFlow Datasets (url_checksums/oxford_flowers102.txt);
+            # the decoder also reads and counts all 8,189 images
             archive=File("102flowers.tgz",
-                         urls=("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/102flowers.tgz",)),
+                         sha256="2d01ecc807db462958cfe3d92f57a8c252b4abd240eb955770201e45f783b246",
+                         urls=("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/102flowers.tgz",),
+                         notice="Oxford 102 Flowers: downloading 102flowers.tgz, 345 MB, from "
+                                "the Visual Geometry Group, University of Oxford."),
         ),
     ),
     how_to_get=("online, 102flowers.tgz (about 330 MB) is downloaded from the Visual Geometry "

@@ -57,13 +57,14 @@ class File:
     ``name`` may contain ``/`` (a file inside an extracted folder). ``sha256`` is the digest of
     the file as distributed; ``content_sha256`` that of its decompressed bytes (gzip files), which
     also accepts a copy that was recompressed. ``urls`` are canonical download locations, tried
-    in order.
+    in order. ``notice`` is printed before a download (its size, its licence).
     """
 
     name: str
     sha256: str | None = None
     content_sha256: str | None = None
     urls: tuple[str, ...] = ()
+    notice: str = ""
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,24 @@ def safe_extract(archive: Path, dest: Path) -> Path:
 # --------------------------------------------------------------------------- download
 
 
+def direct_url(url: str) -> str:
+    """The address that serves the file itself. A Google Drive link (``drive.google.com/uc?id=``
+    or ``/file/d/ID``) answers a large file with a "cannot scan for viruses" page; its download
+    host serves the bytes when the confirmation is given in the address."""
+    import re
+    from urllib.parse import parse_qs, urlparse
+
+    u = urlparse(url)
+    if u.netloc != "drive.google.com":
+        return url
+    ident = parse_qs(u.query).get("id", [None])[0]
+    m = re.match(r"^/file/d/([\w-]+)", u.path)
+    ident = ident or (m.group(1) if m else None)
+    if not ident:
+        return url
+    return f"https://drive.usercontent.google.com/download?id={ident}&export=download&confirm=t"
+
+
 def download(spec: File, dest_dir: Path, *, timeout: float = 60.0) -> Path:
     """Download ``spec`` into ``dest_dir`` with ``keras.utils.get_file``, verified, atomically.
 
@@ -241,6 +260,9 @@ def download(spec: File, dest_dir: Path, *, timeout: float = 60.0) -> Path:
     matched, so an interrupted or corrupt download never leaves a file that looks complete.
     """
     import keras
+
+    if spec.notice:
+        print(spec.notice, flush=True)
 
     dest_dir.mkdir(parents=True, exist_ok=True)
     final = dest_dir / spec.name
@@ -253,7 +275,7 @@ def download(spec: File, dest_dir: Path, *, timeout: float = 60.0) -> Path:
             tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=dest_dir))
             try:
                 got = keras.utils.get_file(
-                    fname=Path(spec.name).name, origin=url, file_hash=spec.sha256,
+                    fname=Path(spec.name).name, origin=direct_url(url), file_hash=spec.sha256,
                     cache_dir=str(tmp), cache_subdir=".",
                 )
                 os.replace(got, final)
