@@ -2,7 +2,8 @@
 #   make book   build the HTML book: fresh recorded runs (results/) and every other chapter
 #               executed                                   -> _build/html/index.html
 #   make test   run the whole test suite: unit tests, every chapter under nbval (smoke profile),
-#               and the strict book build
+#               the strict book build and the Colab notebooks
+#   make colab  the chapters as Colab notebooks                  -> _build/colab/chapters/*.ipynb
 # Both create the virtual environment .venv and install what they need on first use.
 
 PYTHON ?= python3
@@ -15,25 +16,37 @@ STAMP  := $(VENV)/.installed
 # (their golden outputs must not hold timings).
 export GDL_PROGRESS ?= summary
 
-.PHONY: book record records test unit notebooks strict-build pages golden clean
+.PHONY: book colab record records test unit notebooks strict-build pages golden clean
+
+# The optional dependencies installed; publishing needs only `book` (EXTRAS=book).
+EXTRAS ?= book,test,backends
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[book,test,backends]"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
 # make book shows the recorded runs under results/ whose code matches their chapter (it puts them
 # into the build's jupyter-cache) and executes the other chapters; FRESH=1 executes every chapter.
+# BOOK_OUT and BOOK_FLAGS are for strict-build (its own folder, warnings as errors).
+BOOK_OUT   ?= .
+BOOK_FLAGS ?=
 book: $(STAMP)
 ifeq ($(FRESH),1)
-	$(BIN)/jupyter-book build . --path-output _build/fresh
+	$(BIN)/jupyter-book build . $(BOOK_FLAGS) --path-output _build/fresh
 	@echo "The book is at $(CURDIR)/_build/fresh/_build/html/index.html"
 else
-	$(BIN)/python -m gdlbook.records prime _build/.jupyter_cache
-	$(BIN)/jupyter-book build .
-	@echo "The book is at $(CURDIR)/_build/html/index.html"
+	$(BIN)/python -m gdlbook.records prime $(BOOK_OUT)/_build/.jupyter_cache
+	$(BIN)/jupyter-book build . $(BOOK_FLAGS) --path-output $(BOOK_OUT)
+	@echo "The book is at $(abspath $(BOOK_OUT))/_build/html/index.html"
 endif
+
+# The chapters as Colab notebooks (gdlbook.colab): what each page's "Open in Colab" badge opens
+# once .github/workflows/publish.yml has pushed them to the branch named in _config.yml.
+colab: $(STAMP)
+	rm -rf _build/colab
+	$(BIN)/python -m gdlbook.colab build --out _build/colab
 
 # Record chapters at a real size: make record CHAPTERS=chapters/NN_name.md PROFILE=laptop
 PROFILE ?= laptop
@@ -45,7 +58,7 @@ record: $(STAMP)
 records: $(STAMP)
 	$(BIN)/python -m gdlbook.records status
 
-test: unit notebooks strict-build pages
+test: unit notebooks strict-build pages colab
 
 unit: $(STAMP)
 	GDL_PROFILE=smoke $(BIN)/python -m pytest tests --ignore=tests/_nbval --ignore=tests/test_book_pages.py
@@ -61,8 +74,7 @@ notebooks: $(STAMP)
 # It finds the chapters `notebooks` just executed in its jupyter-cache and runs only the others.
 # The fresh records are primed too, so the strict build checks the pages the book publishes.
 strict-build: $(STAMP)
-	$(BIN)/python -m gdlbook.records prime $(SMOKE_CACHE)
-	GDL_PROFILE=smoke $(BIN)/jupyter-book build . -W -n --keep-going --path-output _build/smoke
+	GDL_PROFILE=smoke $(MAKE) book BOOK_OUT=_build/smoke BOOK_FLAGS="-W -n --keep-going"
 
 # The built pages in headless Chromium (the static latent explorers really respond).
 pages: $(STAMP)

@@ -28,11 +28,29 @@ def glue(name: str, value, *, display: bool = False) -> None:
     Numbers quoted in the text come from the code that ran, not from a hand-typed copy. It
     returns nothing, so a cell that ends with a glue shows no stray output box on the page (with
     ``display=True`` the value is shown where the cell is). Outside a Jupyter Book build (Colab,
-    a plain kernel without myst-nb) it does nothing.
+    a plain kernel without myst-nb) it only keeps the value in :data:`GLUED`.
     """
+    GLUED[name] = value
     try:
         from myst_nb import glue as _glue
     except ImportError:
         return None
     _glue(name, value, display=display)
     return None
+
+
+#: Every value glued in this kernel, by name (what :func:`show_glued` shows).
+GLUED: dict = {}
+
+
+def show_glued(names) -> None:
+    """Show the glued values ``names`` as a list (the Colab notebooks of :mod:`gdlbook.colab`
+    print the numbers of a paragraph with it, since plain Markdown cannot hold them)."""
+    from IPython.display import Markdown, display
+
+    def text(value) -> str:
+        return str(getattr(value, "data", value)).strip()
+
+    lines = [f"- `{n}`: {text(GLUED[n])}" if n in GLUED else
+             f"- `{n}`: not computed yet" for n in names]
+    display(Markdown("\n".join(lines)))

@@ -121,3 +121,20 @@ def test_every_page_says_which_run_it_shows(chapter):
         assert row["device"] in text
     else:
         assert found.group(1) != "a recorded run", f"{page.name}: a {row['state']} record shown"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=[c.stem for c in CHAPTERS])
+def test_every_chapter_page_has_an_open_in_colab_badge(chapter):
+    """Under the title, a badge links to the chapter's generated notebook on the published branch
+    (gdlbook.colab writes it at that path, the repository's layout)."""
+    from gdlbook import colab
+
+    page = HTML / "chapters" / (chapter.stem + ".html")
+    if not page.exists():
+        pytest.fail(f"{page} is missing: build the book first (make strict-build)")
+    html = page.read_text()
+    badges = re.findall(r'class="gdlbook-colab-badge"><a href="([^"]+)"', html)
+    expected = colab.settings(ROOT).colab_url(f"chapters/{chapter.stem}")
+    assert badges == [expected]
+    assert html.index("gdlbook-colab-badge") > html.index("<h1")   # under the title
+    assert expected.endswith(f"/chapters/{chapter.stem}.ipynb")
