@@ -83,6 +83,19 @@ class Settings:
     def install_spec(self, commit: str) -> str:
         return f"gdlbook @ git+{self.repository.rstrip('/')}.git@{commit}"
 
+    @classmethod
+    def from_block(cls, block: dict | None) -> "Settings":
+        """The settings of a ``gdlbook_colab`` block (as the Sphinx config also receives it)."""
+        if not block:
+            raise ColabError("_config.yml has no sphinx.config.gdlbook_colab block "
+                             "(repository, branch, book_url)")
+        missing = [k for k in ("repository", "branch", "book_url") if not block.get(k)]
+        if missing:
+            raise ColabError(f"_config.yml: gdlbook_colab lacks {', '.join(missing)}")
+        book_url = str(block["book_url"])
+        return cls(str(block["repository"]), str(block["branch"]),
+                   book_url if book_url.endswith("/") else book_url + "/")
+
 
 def _config(root: Path) -> dict:
     import yaml
@@ -92,27 +105,24 @@ def _config(root: Path) -> dict:
 
 def settings(root: Path | None = None) -> Settings:
     root = root or records.book_root()
-    block = (_config(root).get("sphinx", {}).get("config", {}) or {}).get("gdlbook_colab")
-    if not block:
-        raise ColabError("_config.yml has no sphinx.config.gdlbook_colab block "
-                         "(repository, branch, book_url)")
-    missing = [k for k in ("repository", "branch", "book_url") if not block.get(k)]
-    if missing:
-        raise ColabError(f"_config.yml: gdlbook_colab lacks {', '.join(missing)}")
-    book_url = str(block["book_url"])
-    return Settings(str(block["repository"]), str(block["branch"]),
-                    book_url if book_url.endswith("/") else book_url + "/")
+    return Settings.from_block(
+        (_config(root).get("sphinx", {}).get("config", {}) or {}).get("gdlbook_colab"))
 
 
-def toc_chapters(root: Path) -> list[str]:
-    """The docnames of ``_toc.yml`` that are notebooks (they have code cells)."""
+def toc_documents(root: Path) -> list[str]:
+    """The docnames of ``_toc.yml``, in its order."""
     import yaml
 
     toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
     names = [toc["root"]]
     for part in toc.get("parts", []):
         names += [c["file"] for c in part.get("chapters", [])]
-    return [n for n in names
+    return names
+
+
+def toc_chapters(root: Path) -> list[str]:
+    """The docnames of ``_toc.yml`` that are notebooks (they have code cells)."""
+    return [n for n in toc_documents(root)
             if "```{code-cell}" in (root / f"{n}.md").read_text(encoding="utf-8")]
 
 
@@ -330,8 +340,6 @@ class Converter:
             name = text.split(":")[0]
             self.glued.append(name)
             return f"`{name}`"
-        if role == "math":
-            return f"${text}$"
         raise ColabError(f"{self.docname}: no Colab form for the role {{{role}}}")
 
     def inline(self, text: str) -> str:
@@ -369,14 +377,9 @@ class Converter:
         if name in ("admonition", "note", "warning", "tip", "important", "hint", "caution",
                     "seealso", "attention", "danger", "error"):
             title = argument if name == "admonition" else name.capitalize()
-            inner = self.markdown_lines(body)
-            inner = "\n".join(inner).strip("\n").splitlines()
+            inner = "\n".join(self.markdown_lines(body)).strip("\n").splitlines()
             quoted = [f"> **{self.inline(title)}**", ">"] if title else []
             return quoted + [f"> {s}" if s.strip() else ">" for s in inner]
-        if name in ("math", "code-block", "code"):
-            if name == "math":
-                return ["$$", *[self.inline(s) for s in body], "$$"]
-            return [f"```{argument}", *body, "```"]
         raise ColabError(f"{self.docname}: no Colab form for the directive {{{name}}}")
 
     def markdown_lines(self, lines: list[str]) -> list[str]:
@@ -547,9 +550,7 @@ def _head(root: Path) -> str:
 
 
 def _context(root: Path) -> dict:
-    docs = toc_chapters(root) + ["credits"]
-    titles, labels = document_index(root, [d for d in dict.fromkeys(docs)
-                                           if (root / f"{d}.md").exists()])
+    titles, labels = document_index(root, toc_documents(root))
     macros = (_config(root).get("sphinx", {}).get("config", {}).get("mathjax3_config", {})
               .get("tex", {}).get("macros", {}))
     return {"settings": settings(root), "bib": Bibliography.load(root), "titles": titles,

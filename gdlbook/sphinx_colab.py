@@ -26,10 +26,7 @@ def _add_badge(app, pagename, templatename, context, doctree):
     block = app.config.gdlbook_colab or {}
     if not block or not context.get("body") or not pagename.startswith("chapters/"):
         return
-    book_url = str(block.get("book_url", ""))
-    s = Settings(str(block["repository"]), str(block["branch"]),
-                 book_url if book_url.endswith("/") else book_url + "/")
-    badge = badge_html(s.colab_url(pagename))
+    badge = badge_html(Settings.from_block(block).colab_url(pagename))
     body, n = re.subn(r"(</h1>)", lambda m: m.group(1) + badge, context["body"], count=1)
     context["body"] = body if n else badge + context["body"]
 
