@@ -135,3 +135,34 @@ class StatefulStepModel(keras.Model):
                 v.assign(value)
         logs = self._stateful_train_step(data)
         return logs, tuple([v.value for v in variables] for variables in groups)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stop ``fit()`` at the end of the first epoch that ends after ``seconds`` of training.
+
+    Chapter 10 gives two models the same training time, not the same number of epochs: run
+    ``fit(..., epochs=<a large number>, callbacks=[TimeBudget(s)])``. Whole epochs are kept, so
+    a run may overshoot by up to one epoch; ``seconds_used`` and ``epochs_run`` say what it
+    took. A resumed run (:func:`resumable`) gets the whole budget again for its remaining epochs.
+    """
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        if seconds <= 0:
+            raise ValueError(f"seconds must be positive, got {seconds}")
+        self.seconds = float(seconds)
+        self.seconds_used = 0.0
+        self.epochs_run = 0
+
+    def on_train_begin(self, logs=None):
+        import time
+
+        self._start, self.seconds_used, self.epochs_run = time.perf_counter(), 0.0, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        import time
+
+        self.seconds_used = time.perf_counter() - self._start
+        self.epochs_run += 1
+        if self.seconds_used >= self.seconds:
+            self.model.stop_training = True

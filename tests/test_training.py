@@ -85,3 +85,31 @@ def test_resume_into_another_architecture_says_what_to_do(tmp_path, monkeypatch)
     with pytest.raises(RuntimeError, match="Delete that folder"):
         model(5).fit(x, x[:, :1], epochs=3, verbose=0,
                      callbacks=[training.resumable("t", "m", profile="smoke")])
+
+
+def test_time_budget_stops_after_the_epoch_that_crosses_it():
+    import time
+
+    import keras
+    import numpy as np
+
+    from gdlbook.training import TimeBudget
+
+    class Slow(keras.callbacks.Callback):     # runs before the budget: records when epochs end
+        def on_train_begin(self, logs=None):
+            self.t0, self.ends = time.perf_counter(), []
+
+        def on_epoch_end(self, epoch, logs=None):
+            time.sleep(0.2)
+            self.ends.append(time.perf_counter() - self.t0)
+
+    x = np.zeros((8, 2), "float32")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    slow, budget = Slow(), TimeBudget(0.7)
+    history = model.fit(x, x[:, :1], epochs=100, verbose=0, callbacks=[slow, budget])
+    assert len(history.epoch) == budget.epochs_run == len(slow.ends)
+    assert slow.ends[-1] >= 0.7 - 0.05 and all(t < 0.7 + 0.05 for t in slow.ends[:-1]), slow.ends
+    assert budget.seconds_used >= 0.7
+    with pytest.raises(ValueError):
+        TimeBudget(0)
