@@ -195,8 +195,8 @@ def build_mapping_network(latent_dim: int, w_dim: int | None = None, depth: int 
     for i in range(depth):
         x = EqualizedDense(w_dim, lr_multiplier=lr_multiplier, name=f"fc{i}")(x)
         x = layers.LeakyReLU(0.2)(x) if i < depth - 1 else x
-    # StyleGAN applies the activation after every layer; we keep w linear at the end so that
-    # its mean and the truncation around it are not pinned to the positive half-line.
+    # StyleGAN applies the activation after every layer, the last one too; we leave the last
+    # layer linear, so that w is not skewed towards positive values (a small departure).
     return keras.Model(z, x, name=name)
 
 

@@ -317,7 +317,7 @@ class VQGAN(StatefulStepModel):
     reconstructions x̂; switched on after ``adversarial_start`` steps, so that the discriminator
     first meets reconstructions worth judging) plus ``perceptual_weight · perceptual(x, x̂)``
     when a perceptual loss is given; then the discriminator takes one step on the hinge loss
-    ``mean relu(1 − D(x)) + mean relu(1 + D(x̂))``, as in the paper. The paper scales the
+    ``mean relu(1 − D(x)) + mean relu(1 + D(x̂))``, the default of the authors' code. The paper scales the
     adversarial term adaptively by the ratio of the two losses' gradient norms at the decoder's
     last layer; we keep a fixed weight. ``compile(g_optimizer=..., d_optimizer=...)``.
     """
