@@ -60,7 +60,8 @@ class MinibatchStdDev(layers.Layer):
     and appends that number as a constant channel to each image of the group: ``(B, H, W, C+1)``.
     A generator that collapses to a few images gives small values, which the discriminator can
     see. ``group_size=None`` uses the whole batch as one group (ProGAN's formulation); otherwise
-    the batch size must be a multiple of ``group_size`` (StyleGAN uses 4).
+    groups have ``min(group_size, batch size)`` images, and the batch size must be a multiple of
+    that (StyleGAN uses 4).
     """
 
     def __init__(self, group_size: int | None = None, epsilon: float = 1e-8, **kwargs):
@@ -69,7 +70,12 @@ class MinibatchStdDev(layers.Layer):
 
     def call(self, x):
         b, h, w, c = ops.shape(x)
-        g = self.group_size or b
+        if not self.group_size:
+            g = b
+        elif isinstance(b, int):
+            g = min(self.group_size, b)
+        else:                                                # a symbolic batch size
+            g = ops.minimum(self.group_size, b)
         y = ops.reshape(x, (g, -1, h, w, c))                 # image i of group j is y[i, j]
         y = ops.sqrt(ops.var(y, axis=0) + self.epsilon)      # (B/g, H, W, C)
         y = ops.mean(y, axis=(1, 2, 3))                      # one number per group

@@ -50,6 +50,7 @@ LAYERS = """
     out["mbstd_extra"] = mb[:, 0, 0, -1].tolist()
     out["mbstd_const"] = float(np.ptp(mb[..., -1], axis=(1, 2)).max())
     out["mbstd_whole"] = np_(sg.MinibatchStdDev()(feats))[:, 0, 0, -1].tolist()
+    out["mbstd_small"] = np_(sg.MinibatchStdDev(group_size=8)(feats))[:, 0, 0, -1].tolist()
 
     # -- equalised learning rate: y = x (W · lr / sqrt(fan_in)) + b · lr
     dense = sg.EqualizedDense(6, lr_multiplier=0.01, bias_init=0.5)
@@ -267,6 +268,7 @@ def test_minibatch_stddev_against_numpy(run):
     np.testing.assert_allclose(out["mbstd_extra"], np.tile(per_group, 2), rtol=1e-5)
     whole = np.sqrt(feats.var(axis=0) + 1e-8).mean()
     np.testing.assert_allclose(out["mbstd_whole"], [whole] * 4, rtol=1e-5)
+    np.testing.assert_allclose(out["mbstd_small"], [whole] * 4, rtol=1e-5)  # groups ≤ batch
 
 
 def test_equalised_learning_rate_scales_at_run_time(run):
