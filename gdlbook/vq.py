@@ -120,8 +120,17 @@ class VectorQuantizer(layers.Layer):
         return ops.reshape(ops.cast(codes, "int32"), ops.shape(z)[:-1])
 
     def lookup(self, codes):
-        """The code vectors of integer ``codes`` ``(...)``: ``(..., code_dim)``."""
-        return ops.take(self.codebook, ops.cast(codes, "int32"), axis=0)
+        """The code vectors of integer ``codes`` ``(...)``: ``(..., code_dim)``.
+
+        A product with one-hot rows, not a gather: its gradient with respect to the codebook is
+        a dense tensor on every backend. On TensorFlow a gather's gradient is an
+        ``IndexedSlices`` with one row per use of a code, and Keras's Adam then updates a code
+        chosen ``n`` times by about ``√n`` learning rates per step instead of one (each
+        duplicate row enters the second moment separately), so the codebook would learn faster
+        on TensorFlow than on PyTorch or JAX.
+        """
+        onehot = ops.one_hot(ops.cast(codes, "int32"), self.num_codes, dtype=self.codebook.dtype)
+        return ops.matmul(onehot, self.codebook)
 
     def call(self, z):
         codes = self.nearest(z)
@@ -163,14 +172,22 @@ class DeadCodeRestart(keras.callbacks.Callback):
         super().__init__()
         self.images, self.every, self.min_count = images, every, min_count
         self.batch_size = batch_size
+        self.initial = 0
         self.restarted: list[int] = []
+
+    def _restart(self, seed: int) -> int:
+        model = getattr(self.model, "autoencoder", self.model)
+        z = model.encoder.predict(self.images, batch_size=self.batch_size, verbose=0)
+        return model.quantizer.restart_dead_codes(z, self.min_count, seed=seed)
+
+    def on_train_begin(self, logs=None):
+        # the codebook starts near zero, where few encoder outputs lie: most codes start dead
+        self.initial = self._restart(seed=10_000)
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
-        model = getattr(self.model, "autoencoder", self.model)
-        z = model.encoder.predict(self.images, batch_size=self.batch_size, verbose=0)
-        self.restarted.append(model.quantizer.restart_dead_codes(z, self.min_count, seed=epoch))
+        self.restarted.append(self._restart(seed=epoch))
 
 
 # --------------------------------------------------------------------------- networks
@@ -277,6 +294,7 @@ class VQVAE(keras.Model):
 
     def losses_of(self, x, out) -> dict:
         """The loss terms of a batch ``x`` and the model's output ``out`` on it."""
+        x = ops.convert_to_tensor(x)
         rec = ops.mean(ops.square(x - out["reconstruction"]))
         codebook, commitment = vq_losses(out["z"], out["codebook_vectors"])
         return {"reconstruction_loss": rec, "codebook_loss": codebook,

@@ -59,6 +59,16 @@ CHECKS = """
     out["restart_on_z"] = float(np.abs(z.reshape(-1, D) - new[-1]).sum(1).min())
     out["others_kept"] = bool(np.array_equal(new[:-1], book[:-1]))
 
+    # one Adam step on a code used three times and one used once: each moves by one learning
+    # rate, as Adam promises, on every backend (a gather's sparse gradient on TensorFlow moved
+    # the first by about sqrt(3) learning rates)
+    qa = vq.VectorQuantizer(4, 2)
+    qa.codebook.assign(np.zeros((4, 2), "float32"))
+    _, (g_adam,) = value_and_grad(lambda: ops.sum(qa.lookup(np.array([0, 0, 0, 1]))),
+                                  [qa.codebook])
+    keras.optimizers.Adam(1e-3).apply([g_adam], [qa.codebook])
+    out["adam_step"] = np_(qa.codebook)[:, 0].tolist()
+
     # serialisation
     clone = vq.VectorQuantizer.from_config(q.get_config())
     clone.set_weights(q.get_weights())
@@ -137,6 +147,10 @@ def test_codebook_and_commitment_losses_and_their_gradients(run):
     np.add.at(expect_book, codes.ravel(), 2 * (e - z).reshape(-1, 3) / n)
     np.testing.assert_allclose(run["g_cb_book"], expect_book, rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(run["g_cm_z"], 2 * (z - e) / n, rtol=1e-4, atol=1e-7)
+
+
+def test_adam_moves_each_used_code_by_one_learning_rate(run):
+    np.testing.assert_allclose(run["adam_step"], [-1e-3, -1e-3, 0.0, 0.0], atol=1e-6)
 
 
 def test_batch_perplexity_matches_numpy(run):
