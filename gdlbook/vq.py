@@ -330,14 +330,17 @@ class VQVAE(keras.Model):
 class VQGAN(StatefulStepModel):
     """A :class:`VQVAE` trained against a patch discriminator (Esser et al., 2021).
 
-    Each step: the autoencoder takes one step on its VQ-VAE loss plus
-    ``adversarial_weight · mean softplus(−D(x̂))`` (the non-saturating generator loss on the
-    reconstructions x̂; switched on after ``adversarial_start`` steps, so that the discriminator
-    first meets reconstructions worth judging) plus ``perceptual_weight · perceptual(x, x̂)``
-    when a perceptual loss is given; then the discriminator takes one step on the hinge loss
-    ``mean relu(1 − D(x)) + mean relu(1 + D(x̂))``, the default of the authors' code. The paper scales the
-    adversarial term adaptively by the ratio of the two losses' gradient norms at the decoder's
-    last layer; we keep a fixed weight. ``compile(g_optimizer=..., d_optimizer=...)``.
+    Each step: the autoencoder takes one step on its VQ-VAE loss (plus
+    ``perceptual_weight · perceptual(x, x̂)`` when a perceptual loss is given) plus
+    ``adversarial_weight · λ · mean softplus(−D(x̂))``, the non-saturating generator loss on the
+    reconstructions x̂, switched on after ``adversarial_start`` steps so that the discriminator
+    first meets reconstructions worth judging. λ is the paper's adaptive weight (its Eq. 7): the
+    norm of the reconstruction loss's gradient at the decoder's last kernel over that of the
+    adversarial loss (plus 1e-6), clipped to [0, 10⁴] as in the authors' code, and not
+    differentiated. Then the discriminator takes one step on the hinge loss
+    ``mean relu(1 − D(x)) + mean relu(1 + D(x̂))``, the default of the authors' code. Logs the
+    weight actually applied, ``adversarial_weight · λ`` (0 before the start), as
+    ``adversarial_weight``. ``compile(g_optimizer=..., d_optimizer=...)``.
     """
 
     def __init__(self, autoencoder: VQVAE, discriminator: keras.Model,
@@ -348,8 +351,9 @@ class VQGAN(StatefulStepModel):
         self.adversarial_weight, self.adversarial_start = adversarial_weight, adversarial_start
         self.perceptual, self.perceptual_weight = perceptual, perceptual_weight
         names = ("reconstruction_loss", "codebook_loss", "commitment_loss", "perplexity",
-                 "g_adversarial", "d_loss")
+                 "g_adversarial", "adversarial_weight", "d_loss")
         self.trackers = {k: keras.metrics.Mean(name=k) for k in names}
+        self._last_index = self._last_decoder_kernel()
         self.built = True
 
     @property
@@ -374,24 +378,40 @@ class VQGAN(StatefulStepModel):
     def call(self, x, training=False):
         return self.autoencoder(x, training=training)
 
+    def _last_decoder_kernel(self) -> int:
+        """The index in the autoencoder's trainable variables of the decoder's last kernel."""
+        last = [v for v in self.autoencoder.decoder.trainable_variables
+                if v.path.endswith("kernel")][-1]
+        return next(i for i, v in enumerate(self.autoencoder.trainable_variables) if v is last)
+
     def train_step(self, data):
         real, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         A, D = self.autoencoder, self.discriminator
         Av, Dv = A.trainable_variables, D.trainable_variables
         on = ops.cast(self.g_optimizer.iterations >= self.adversarial_start, "float32")
 
-        def g_loss_fn():
+        def rec_loss_fn():
             out = A(real, training=True)
             terms = A.losses_of(real, out)
-            adv = ops.mean(ops.softplus(-D(out["reconstruction"], training=True)))
-            loss = terms["loss"] + on * self.adversarial_weight * adv
+            loss = terms["loss"]
             if self.perceptual is not None:
                 loss = loss + self.perceptual_weight * self.perceptual(real,
                                                                        out["reconstruction"])
-            return loss, (terms, adv, out["reconstruction"])
+            return loss, (terms, out["reconstruction"])
 
-        (_, (terms, adv, fake)), g_grads = value_and_grad(g_loss_fn, Av, has_aux=True)
-        self.g_optimizer.apply(g_grads, Av)
+        def adv_loss_fn():
+            fake = A(real, training=True)["reconstruction"]
+            return ops.mean(ops.softplus(-D(fake, training=True)))
+
+        (_, (terms, fake)), rec_grads = value_and_grad(rec_loss_fn, Av, has_aux=True)
+        adv, adv_grads = value_and_grad(adv_loss_fn, Av)
+        # Esser et al.'s adaptive weight: the ratio of the two gradients' norms at the decoder's
+        # last layer, so that the adversarial term never drowns the reconstruction
+        last = self._last_index
+        lam = ops.clip(ops.sqrt(ops.sum(ops.square(rec_grads[last])))
+                       / (ops.sqrt(ops.sum(ops.square(adv_grads[last]))) + 1e-6), 0.0, 1e4)
+        weight = on * self.adversarial_weight * ops.stop_gradient(lam)
+        self.g_optimizer.apply([r + weight * a for r, a in zip(rec_grads, adv_grads)], Av)
         fake = ops.stop_gradient(fake)
 
         def d_loss_fn():
@@ -403,6 +423,7 @@ class VQGAN(StatefulStepModel):
         for name in ("reconstruction_loss", "codebook_loss", "commitment_loss", "perplexity"):
             self.trackers[name].update_state(terms[name])
         self.trackers["g_adversarial"].update_state(adv)
+        self.trackers["adversarial_weight"].update_state(weight)
         self.trackers["d_loss"].update_state(d_loss)
         return {m.name: m.result() for m in self.metrics}
 
