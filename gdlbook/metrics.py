@@ -199,3 +199,27 @@ def kid_feature_extractor(image_size: int = 299, *, fallback_size: int | None = 
           f"Using a fixed random CNN as the feature extractor instead: the numbers below are "
           f"KID ({extractor.label}); they are not comparable with published KIDs.")
     return extractor
+
+
+def to_unit(images, value_range=(-1.0, 1.0)) -> np.ndarray:
+    """Images with values in ``value_range`` (a GAN's tanh output: [-1, 1]) → floats in [0, 1],
+    the range a :class:`FeatureExtractor` reads."""
+    low, high = value_range
+    return (np.asarray(images, dtype="float32") - low) / (high - low)
+
+
+def generated_features(extractor: FeatureExtractor, generate: Callable, latent_dim: int, n: int,
+                       *, seed: int, batch_size: int = 250,
+                       value_range=(-1.0, 1.0)) -> np.ndarray:
+    """The features of ``n`` generated images, for a KID against real images.
+
+    ``generate(z)`` maps latent vectors ``(b, latent_dim)`` to images in ``value_range``; z is
+    drawn from N(0, I) by a NumPy generator seeded with ``seed`` (so two models can be compared
+    on the same draws) and fed ``batch_size`` at a time.
+    """
+    import keras
+
+    z = np.random.default_rng(seed).normal(size=(n, latent_dim)).astype("float32")
+    x = np.concatenate([keras.ops.convert_to_numpy(generate(z[i:i + batch_size]))
+                        for i in range(0, n, batch_size)])
+    return extractor(to_unit(x, value_range))

@@ -168,6 +168,25 @@ class EqualizedConv2D(layers.Layer):
                 "activation": self._activation_name}
 
 
+@keras.saving.register_keras_serializable(package="gdlbook")
+class ScaledLeakyReLU(layers.Layer):
+    """Leaky ReLU (slope ``negative_slope``) times ``gain`` (√2 by default), the activation of
+    every StyleGAN layer. Without the gain each layer of weights drawn with He's constant would
+    shrink the variance of its input to about half, (1 + 0.2²)/2: eight of them in the mapping
+    network make w nearly the same for every z, so the styles hardly depend on it."""
+
+    def __init__(self, negative_slope: float = 0.2, gain: float = math.sqrt(2.0), **kwargs):
+        super().__init__(**kwargs)
+        self.negative_slope, self.gain = negative_slope, gain
+
+    def call(self, x):
+        return ops.leaky_relu(x, self.negative_slope) * self.gain
+
+    def get_config(self):
+        return {**super().get_config(), "negative_slope": self.negative_slope,
+                "gain": self.gain}
+
+
 # --------------------------------------------------------------------------- StyleGAN's layers
 
 
@@ -191,7 +210,8 @@ def build_mapping_network(latent_dim: int, w_dim: int | None = None, depth: int 
     """StyleGAN's mapping network f: z ``(latent_dim,)`` → w ``(w_dim,)``.
 
     z is normalised to unit root-mean-square (:class:`PixelNorm`), then ``depth`` fully connected
-    layers with leaky ReLU (0.2) and the equalised learning rate, slowed by ``lr_multiplier``
+    layers with leaky ReLU (0.2, times the gain √2 of :class:`ScaledLeakyReLU`) and the
+    equalised learning rate, slowed by ``lr_multiplier``
     (StyleGAN: 8 layers of 512, multiplier 0.01). The intermediate space W need not follow the
     fixed Gaussian of z, which lets the network "unwarp" the factors of variation of the data.
     """
@@ -200,7 +220,7 @@ def build_mapping_network(latent_dim: int, w_dim: int | None = None, depth: int 
     x = PixelNorm(name="normalize_z")(z)
     for i in range(depth):
         x = EqualizedDense(w_dim, lr_multiplier=lr_multiplier, name=f"fc{i}")(x)
-        x = layers.LeakyReLU(0.2)(x) if i < depth - 1 else x
+        x = ScaledLeakyReLU()(x) if i < depth - 1 else x
     # StyleGAN applies the activation after every layer, the last one too; we leave the last
     # layer linear, so that w is not skewed towards positive values (a small departure).
     return keras.Model(z, x, name=name)
@@ -574,7 +594,8 @@ def build_style_discriminator(image_size: int = 32, channels: int = 3, width: in
     """A StyleGAN-style discriminator: image ``(S, S, C)`` → one logit.
 
     fromRGB (1×1), then at each resolution from ``image_size`` down to 8 two 3×3 convolutions
-    with leaky ReLU and a 2×2 average pooling, all with the equalised learning rate; at 4×4 the
+    with leaky ReLU (gain √2, :class:`ScaledLeakyReLU`) and a 2×2 average pooling, all with the
+    equalised learning rate; at 4×4 the
     minibatch standard deviation (:class:`MinibatchStdDev`, groups of ``mbstd_group``; the batch
     size must be a multiple of it), a 3×3 convolution and two dense layers. ``attention_at`` puts
     a :class:`SelfAttention2D` block after the convolutions of that resolution (SAGAN).
@@ -585,17 +606,17 @@ def build_style_discriminator(image_size: int = 32, channels: int = 3, width: in
         raise ValueError(f"image_size must be a power of two, at least 8; got {image_size}")
     widths = {2 ** r: min(width_max, width * image_size // 2 ** r) for r in range(2, n + 1)}
     image = keras.Input((image_size, image_size, channels), name="image")
-    x = layers.LeakyReLU(0.2)(EqualizedConv2D(widths[image_size], 1, name="from_rgb")(image))
+    x = ScaledLeakyReLU()(EqualizedConv2D(widths[image_size], 1, name="from_rgb")(image))
     for res in [2 ** r for r in range(n, 2, -1)]:
-        x = layers.LeakyReLU(0.2)(EqualizedConv2D(widths[res], 3, name=f"b{res}_conv0")(x))
-        x = layers.LeakyReLU(0.2)(EqualizedConv2D(widths[res // 2], 3, name=f"b{res}_conv1")(x))
+        x = ScaledLeakyReLU()(EqualizedConv2D(widths[res], 3, name=f"b{res}_conv0")(x))
+        x = ScaledLeakyReLU()(EqualizedConv2D(widths[res // 2], 3, name=f"b{res}_conv1")(x))
         if attention_at == res:
             x = SelfAttention2D(name=f"b{res}_attention")(x)
         x = layers.AveragePooling2D(2)(x)
     x = MinibatchStdDev(mbstd_group, name="minibatch_stddev")(x)
-    x = layers.LeakyReLU(0.2)(EqualizedConv2D(widths[4], 3, name="b4_conv")(x))
+    x = ScaledLeakyReLU()(EqualizedConv2D(widths[4], 3, name="b4_conv")(x))
     x = layers.Flatten()(x)
-    x = layers.LeakyReLU(0.2)(EqualizedDense(widths[4], name="b4_fc")(x))
+    x = ScaledLeakyReLU()(EqualizedDense(widths[4], name="b4_fc")(x))
     logit = EqualizedDense(1, name="logit")(x)
     return keras.Model(image, logit, name=name)
 
@@ -610,14 +631,23 @@ class StyleGAN(GAN):
     R1 penalty on real images, Mescheder et al., 2018, which StyleGAN uses), the generator
     ``softplus(−D(G(z)))``. With probability ``mixing_prob`` a training image is generated from
     two latent vectors, switching from one to the other at a random layer (style-mixing
-    regularisation), so that neighbouring layers cannot rely on sharing one style. Logs
-    ``d_loss``, ``g_loss`` and ``r1``.
+    regularisation), so that neighbouring layers cannot rely on sharing one style.
+
+    The R1 penalty differentiates the discriminator twice, which costs about half as much again
+    as the rest of a step. StyleGAN2's **lazy regularisation** computes it only every
+    ``r1_interval`` discriminator steps (16 in StyleGAN2), weighted by ``r1_interval`` so that
+    its average strength stays the same; ``r1_interval=1`` computes it every step. (StyleGAN2
+    also rescales Adam's learning rate and betas for the regularised steps; we do not.)
+    Logs ``d_loss``, ``g_loss`` and ``r1`` (the penalty at the regularised steps).
     """
 
     def __init__(self, generator: StyleGenerator, discriminator: keras.Model,
-                 r1_gamma: float = 1.0, mixing_prob: float = 0.9, **kwargs):
+                 r1_gamma: float = 1.0, mixing_prob: float = 0.9, r1_interval: int = 16,
+                 **kwargs):
         super().__init__(generator, discriminator, generator.latent_dim, **kwargs)
-        self.r1_gamma, self.mixing_prob = r1_gamma, mixing_prob
+        if r1_interval < 1:
+            raise ValueError(f"r1_interval must be at least 1, got {r1_interval}")
+        self.r1_gamma, self.mixing_prob, self.r1_interval = r1_gamma, mixing_prob, r1_interval
         self.r1_tracker = keras.metrics.Mean(name="r1")
 
     @property
@@ -657,13 +687,26 @@ class StyleGAN(GAN):
 
         fake = ops.stop_gradient(self.mixed_images(n, training=False))
 
-        def d_loss_fn():
-            loss = (ops.mean(ops.softplus(D(fake, training=True)))
-                    + ops.mean(ops.softplus(-D(real, training=True))))
-            r1 = self.r1_penalty(real) if self.r1_gamma else ops.zeros(())
-            return loss + 0.5 * self.r1_gamma * r1, r1
+        def d_step(regularise: bool):
+            def d_loss_fn():
+                loss = (ops.mean(ops.softplus(D(fake, training=True)))
+                        + ops.mean(ops.softplus(-D(real, training=True))))
+                if not regularise:
+                    return loss, ops.zeros(())
+                r1 = self.r1_penalty(real)
+                return loss + 0.5 * self.r1_gamma * self.r1_interval * r1, r1
 
-        (d_loss, r1), d_grads = value_and_grad(d_loss_fn, Dv, has_aux=True)
+            (loss, r1), grads = value_and_grad(d_loss_fn, Dv, has_aux=True)
+            return loss, r1, grads
+
+        if not self.r1_gamma:
+            d_loss, r1, d_grads = d_step(False)
+        elif self.r1_interval == 1:
+            d_loss, r1, d_grads = d_step(True)
+        else:
+            due = ops.equal(ops.mod(self.d_optimizer.iterations, self.r1_interval), 0)
+            d_loss, r1, d_grads = _branch(due, lambda: d_step(True), lambda: d_step(False))
+            self.r1_tracker.update_state(r1, sample_weight=ops.cast(due, "float32"))
         self.d_optimizer.apply(d_grads, Dv)
 
         def g_loss_fn():
@@ -671,5 +714,15 @@ class StyleGAN(GAN):
 
         g_loss, g_grads = value_and_grad(g_loss_fn, Gv)
         self.g_optimizer.apply(g_grads, Gv)
-        self.r1_tracker.update_state(r1)
+        if self.r1_interval == 1 or not self.r1_gamma:
+            self.r1_tracker.update_state(r1)
         return self._log(d_loss, g_loss)
+
+
+def _branch(pred, true_fn, false_fn):
+    """``true_fn()`` if the scalar ``pred`` holds, else ``false_fn()``. TensorFlow traces
+    ``fit()``'s step into a graph, so it needs ``ops.cond``; on JAX (where :class:`GAN` runs its
+    step eagerly) and PyTorch ``pred`` has a value, and only one branch is computed."""
+    if keras.backend.backend() == "tensorflow":
+        return ops.cond(pred, true_fn, false_fn)
+    return true_fn() if bool(ops.convert_to_numpy(pred)) else false_fn()

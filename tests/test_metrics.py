@@ -81,3 +81,24 @@ def test_random_cnn_features_separate_image_sets():
     same = metrics.kid(extractor(smooth), extractor(smooth2))[0]
     other = metrics.kid(extractor(smooth), extractor(noise))[0]
     assert other > 10 * abs(same) and other > 0
+
+
+def test_generated_features_draw_seeded_latents_in_batches_and_rescale_to_unit():
+    calls, seen = [], []
+
+    def generate(z):
+        calls.append(len(z))
+        return np.tanh(z[:, :1, None, None] * np.ones((1, 2, 2, 3), "float32"))
+
+    def extractor(images):
+        seen.append(np.asarray(images))
+        return np.asarray(images).reshape(len(images), -1)
+
+    a = metrics.generated_features(extractor, generate, 4, 7, seed=3, batch_size=3)
+    b = metrics.generated_features(extractor, generate, 4, 7, seed=3, batch_size=7)
+    assert calls == [3, 3, 1, 7]
+    np.testing.assert_allclose(a, b)                         # same draws, whatever the batching
+    z = np.random.default_rng(3).normal(size=(7, 4)).astype("float32")
+    np.testing.assert_allclose(a[:, 0], (np.tanh(z[:, 0]) + 1) / 2, rtol=1e-6)
+    assert 0.0 <= seen[0].min() and seen[0].max() <= 1.0
+    np.testing.assert_allclose(metrics.to_unit([0.0, 255.0], (0, 255)), [0.0, 1.0])

@@ -170,6 +170,13 @@ GENERATOR = """
     clone = sg.StyleGenerator.from_config(G.get_config())
     clone.set_weights(G.get_weights())
     out["gen_config_err"] = float(np.abs(np_(clone(zs, noise=noise)) - np_(G(zs, noise=noise))).max())
+
+    # StyleGAN's eight-layer mapping network at initialisation: w keeps the scale of z and
+    # differs from z to z (without the activation gain w shrinks ~0.7x per layer to about 0.1)
+    deep = sg.build_mapping_network(64, 64, depth=8)
+    wd = np_(deep(rng.normal(size=(256, 64)).astype("float32")))
+    out["deep_w_rms"] = float(np.sqrt(np.mean(wd ** 2)))
+    out["deep_w_spread"] = float(wd.std(axis=0).mean())
     RESULT["generator"] = out
 """
 
@@ -182,16 +189,33 @@ TRAIN = """
     x = np.random.default_rng(0).uniform(-1, 1, size=(16, 8, 8, 3)).astype("float32")
     np_ = keras.ops.convert_to_numpy
 
-    def build():
+    def build(r1_gamma=1.0, r1_interval=16):
         set_seed(0)
         G = sg.StyleGenerator(latent_dim=8, w_dim=8, image_size=8, width=4, width_max=8,
                               mapping_depth=2)
         D = sg.build_style_discriminator(8, 3, width=4, width_max=8, attention_at=8,
                                          mbstd_group=4)
-        gan = sg.StyleGAN(G, D, r1_gamma=1.0, mixing_prob=0.9, seed=0)
+        gan = sg.StyleGAN(G, D, r1_gamma=r1_gamma, mixing_prob=0.9, r1_interval=r1_interval,
+                          seed=0)
         gan.compile(d_optimizer=keras.optimizers.Adam(2e-3, 0.0, 0.99),
                     g_optimizer=keras.optimizers.Adam(2e-3, 0.0, 0.99))
         return gan
+
+    # lazy R1: one step from the same start, with the discriminator's step counter at `start`
+    def d_after_one_step(r1_gamma, r1_interval, start):
+        gan = build(r1_gamma, r1_interval)
+        gan.d_optimizer.iterations.assign(start)
+        gan.fit(x[:8], batch_size=8, epochs=1, verbose=0, shuffle=False)
+        return [np_(w) for w in gan.discriminator.get_weights()]
+
+    def max_diff(a, b):
+        return max(float(np.abs(u - v).max()) for u, v in zip(a, b))
+
+    lazy_due = d_after_one_step(0.5, 4, 0)                 # step 0 of 4: R1, weighted by 4
+    RESULT["lazy"] = dict(
+        due_vs_weighted=max_diff(lazy_due, d_after_one_step(2.0, 1, 0)),
+        due_vs_none=max_diff(lazy_due, d_after_one_step(0.0, 4, 0)),
+        skipped_vs_none=max_diff(d_after_one_step(0.5, 4, 1), d_after_one_step(0.0, 4, 1)))
 
     def state(gan):
         return dict(g=[float(np.sum(w)) for w in gan.generator.get_weights()],
@@ -305,6 +329,12 @@ def test_style_mixing_takes_coarse_layers_from_one_w_and_fine_layers_from_the_ot
     assert "crossover" in out["mix_bad"]
 
 
+def test_a_deep_mapping_network_keeps_the_scale_and_variety_of_w(run):
+    out = run["generator"]
+    assert 0.5 < out["deep_w_rms"] < 2.0, out["deep_w_rms"]
+    assert out["deep_w_spread"] > 0.4, out["deep_w_spread"]
+
+
 def test_truncation_with_psi_zero_gives_the_mean_w_image(run):
     out = run["generator"]
     assert out["psi0_err"] < 1e-5 and out["psi0_spread"] < 1e-5, out
@@ -322,9 +352,16 @@ def test_noise_inputs_change_the_image_and_fixed_noise_is_repeatable(run):
 def test_two_stylegan_steps_move_both_players_and_the_mean_w(run):
     out = run["train"]
     assert out["logs"] and all(np.isfinite(v) for v in out["logs"].values()), out
-    assert {"d_loss", "g_loss", "r1"} <= set(out["logs"]) and out["logs"]["r1"] > 0, out
+    assert {"d_loss", "g_loss", "r1"} <= set(out["logs"]) and out["logs"]["r1"] > 0, out  # step 0
     assert out["g_moved"] and out["d_moved"] and out["w_avg_moved"], out
     assert out["iters"] == [2, 2], out
+
+
+def test_lazy_r1_regularises_every_interval_steps_with_the_weight_of_the_interval(run):
+    out = run["lazy"]
+    assert out["due_vs_none"] > 1e-5, out         # the penalty changes a regularised step
+    assert out["due_vs_weighted"] < 1e-5, out     # γ at every 4th step = 4γ at that step
+    assert out["skipped_vs_none"] < 1e-6, out     # the steps between carry no penalty
 
 
 def test_resumed_stylegan_restores_networks_mean_w_and_optimizer(run):
