@@ -189,14 +189,14 @@ TRAIN = """
     x = np.random.default_rng(0).uniform(-1, 1, size=(16, 8, 8, 3)).astype("float32")
     np_ = keras.ops.convert_to_numpy
 
-    def build(r1_gamma=1.0, r1_interval=16):
+    def build(r1_gamma=1.0, r1_interval=16, **ema):
         set_seed(0)
         G = sg.StyleGenerator(latent_dim=8, w_dim=8, image_size=8, width=4, width_max=8,
                               mapping_depth=2)
         D = sg.build_style_discriminator(8, 3, width=4, width_max=8, attention_at=8,
                                          mbstd_group=4)
         gan = sg.StyleGAN(G, D, r1_gamma=r1_gamma, mixing_prob=0.9, r1_interval=r1_interval,
-                          seed=0)
+                          seed=0, **ema)
         gan.compile(d_optimizer=keras.optimizers.Adam(2e-3, 0.0, 0.99),
                     g_optimizer=keras.optimizers.Adam(2e-3, 0.0, 0.99))
         return gan
@@ -211,6 +211,18 @@ TRAIN = """
     def max_diff(a, b):
         return max(float(np.abs(u - v).max()) for u, v in zip(a, b))
 
+    # the averaged generator: half-life 16 images, one step of 8 images: beta = 0.5 ** 0.5
+    gan = build(ema_images=16, ema_ramp=None)
+    before = [np_(w) for w in gan.generator.weights]
+    gan.fit(x[:8], batch_size=8, epochs=1, verbose=0, shuffle=False)
+    after = [np_(w) for w in gan.generator.weights]
+    expect = [a + 0.5 ** 0.5 * (b - a) for a, b in zip(after, before)]
+    ema = [np_(w) for w in gan.generator_ema.weights]
+    RESULT["ema"] = dict(
+        err=max(float(np.abs(e - f).max()) for e, f in zip(ema, expect)),
+        moved=max(float(np.abs(e - b).max()) for e, b in zip(ema, before)),
+        n_weights=[len(ema), len(after)], trainable=len(gan.generator_ema.trainable_weights))
+
     lazy_due = d_after_one_step(0.5, 4, 0)                 # step 0 of 4: R1, weighted by 4
     RESULT["lazy"] = dict(
         due_vs_weighted=max_diff(lazy_due, d_after_one_step(2.0, 1, 0)),
@@ -221,6 +233,7 @@ TRAIN = """
         return dict(g=[float(np.sum(w)) for w in gan.generator.get_weights()],
                     d=[float(np.sum(w)) for w in gan.discriminator.get_weights()],
                     w_avg=np_(gan.generator.w_avg).tolist(),
+                    g_ema=[float(np.sum(w)) for w in gan.generator_ema.get_weights()],
                     g_opt=[float(np.sum(np_(v))) for v in gan.g_optimizer.variables])
 
     gan = build()
@@ -364,10 +377,17 @@ def test_lazy_r1_regularises_every_interval_steps_with_the_weight_of_the_interva
     assert out["skipped_vs_none"] < 1e-6, out     # the steps between carry no penalty
 
 
+def test_the_averaged_generator_follows_the_trained_one_with_its_half_life(run):
+    out = run["ema"]
+    assert out["n_weights"][0] == out["n_weights"][1] and out["trainable"] == 0, out
+    assert out["moved"] > 1e-4, out              # the average moved with the generator
+    assert out["err"] < 1e-5, out                # by 1 - 0.5 ** (8 / 16) of the step
+
+
 def test_resumed_stylegan_restores_networks_mean_w_and_optimizer(run):
     out = run["resume"]
     assert out["resumed_from"] == 1 and out["g_iter"] == 4, out
-    for part in ("g", "d", "w_avg", "g_opt"):
+    for part in ("g", "d", "w_avg", "g_ema", "g_opt"):
         np.testing.assert_allclose(out["restored"][part], out["saved"][part], rtol=1e-6,
                                    err_msg=part)
 
