@@ -8,6 +8,8 @@ from .formats import (
     decode_image_folder_square,
     decode_image_folder_zip,
     decode_image_zip,
+    decode_jsb_chorales,
+    decode_paths,
     decode_text,
 )
 from .registry import Dataset, File, Format, register
@@ -244,4 +246,103 @@ register(_text_corpus(
     "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
     "W. Shakespeare, selected plays, as collected by A. Karpathy for char-rnn; public domain.",
     saved_as=" (the char-rnn input.txt, renamed)",
+))
+
+
+# --------------------------------------------------------------------------- music (chapter 11)
+
+#: The 41 movements of Bach's cello suites, BWV 1007-1012, as MIDI: sha256 of each file.
+CELLO_MOVEMENTS = {
+    "bwv1007_01": "882df9e383fa6c4a09cb30609dc23bcbe810d3402ab5dc3ee831042bdfa0093a",
+    "bwv1007_02": "5e8b0df0a202925135a0ceab9172a609b326b6f0328bbadbe88386709c5f4ee9",
+    "bwv1007_03": "ff713f6cc29b3549b3eac9d60942997350cc82b29a0ebcde766c93c57eafb711",
+    "bwv1007_04": "51506c57a24cd743426cbbe3d5c80a44b1dc51f2ea65bded0ac6b43185f25c54",
+    "bwv1007_05": "b300aa358175aee7dfa134fbd9fbf3a7a5a5cb6b010ce2a659ebbbac8e79a0e7",
+    "bwv1007_06": "56ae1402d0f011267488ef8e98609ba882cc8eca9a43626cdb23cddf123aa247",
+    "bwv1007_07": "7595dfd580f0c3dbcb04ae7f09062e7220b70a64b17bd8277334625a01ddadb1",
+    "bwv1008_01": "5431a0b93680aaa680b8b4f197ea251a3b159bdb70a5071daa09a2b47892875c",
+    "bwv1008_02": "ea3bf6df7905feca7f3d6ccf00b0b49acb00c4f6c31ae4a12624a59cffd6fee1",
+    "bwv1008_03": "a36559ecc04380439b1f81038bc748e99ed045f0be16bcbbd55277f23f4f5bb7",
+    "bwv1008_04": "a1f0980b8a17ac6e2cd08229d903d4013962ec06c0e676bc607f18e558ee3461",
+    "bwv1008_05": "fc0e65de6b57ea4a9feafaf5412bfce1eb75343563cdb29615aa0ba000189d86",
+    "bwv1008_06": "dd2f7f2d16ed16bd32b0a427fefcbe5e09c33c42ee9f6677a48d45e8cc4a5836",
+    "bwv1008_07": "cfe4c5b1b4117bf3908ddb28a1bb1ab87d989afeb32d365c4b05aad9e7bd8a49",
+    "bwv1009_01": "857d2fc812e24a3b944dd2558eed80121db70fdbc548a275383fe47afeea7832",
+    "bwv1009_02": "70c4382a3f26baa3d67aa2ee8b8251d343e0379eaa5ff3f67e86006a37f97f04",
+    "bwv1009_03": "8bc57a6df56e21fe002a64adcf7b40f5f888aa1759db6f580b376b12292fb26d",
+    "bwv1009_04": "df0828ef36814dac20663a1c7741049febd4a5dc041a584655d20b4b7b80ecf2",
+    "bwv1009_05": "43a2f22b06c401af9312c61d4dfcd9d9797abe04d2bb050718f7cfbf9f87eeec",
+    "bwv1009_06": "3652551a2d7a4d2a29fa6c0d73055a0e6d8081ae3a76ec186f4b70d7c54fce9c",
+    "bwv1010_01": "f433f4b8781945ed0fcd57a70128f253de9b6ab17aa4b61108e056de53d94634",
+    "bwv1010_02": "a0cbd157b828be257d1965ef93a6d2b82207a7fa7bddfc167f20cbd653a78d58",
+    "bwv1010_03": "b35b07513ea2ba5f166871c4406bc4bcad88e5858b35ada6f27cb4c9aa3a30b6",
+    "bwv1010_04": "94168433cc084475b0234c0c2a04786b3975ec6b6b7500e687c1350e08949299",
+    "bwv1010_05": "5974673e5bc98f8115ef98085e8cf2cd3a2a1c83cbb1c67f02612c89b3da1fd2",
+    "bwv1010_06": "948d612dcf8eb2abde4dc0d0ce31600201427e35a9a515b10538220135b81bf1",
+    "bwv1010_07": "e5b9ffce546d7ba35ce1a704fe119c95c7daab47f1a10c2987584906516aa819",
+    "bwv1011_01": "c484c017f4a58e49787cf6dc8d2411a15e9f23d97da09a756ad420418556ea36",
+    "bwv1011_02": "4b45c9fa92596cd73c3257cfc2f7119c39f6f3cb4f348665e56c32941c0d9c90",
+    "bwv1011_03": "0b0b4c7d19d1e4d88be52c4b214306930432a5383f9a599e89568dba7ed1d666",
+    "bwv1011_04": "d951aaee5bcb1ff86ec4c1d32df47b8970d76df011d3067563c879cd51d6cfd3",
+    "bwv1011_05": "35c8cc6c78a60b4293a2fe278eac8f44d18c1528d0a14c8f1e49c36f33905e11",
+    "bwv1011_06": "adb3d1dadd8320c12b76b42c70458f0fabc86e5eee3271ab80af72498daaf8a2",
+    "bwv1011_07": "70916436676623fcc775ad0b5e1266d7d91d8ba55da53401f97129b2de20971c",
+    "bwv1012_01": "4933e0b71dd45787a4bf8b8639e408faa504a3f9efd0d437bad9c920217b4844",
+    "bwv1012_02": "989120338395146ace39b8ad3a924964845510a52d89fcec9b809b221c0bb05a",
+    "bwv1012_03": "41c0ed722b027730d2caf3d9565799aeedfbaec370432e5d31d26b3ec2669ce6",
+    "bwv1012_04": "4f40fdd09c43c6c8fdf483e9af83c335fa2cf24eec6baee51c8a84a0d2a93034",
+    "bwv1012_05": "7296f63aeb5e66a4496c55a6c7957dbc99e0b2f84ea19dcca033ce123ba1a354",
+    "bwv1012_06": "a11531a74192d9c9a959e45a3b1eec9f7380e1f9451336e741d5d4e8ef1ea91b",
+    "bwv1012_07": "0e69c44678f68f1e0b12a1226581e9b10cad70b0a0e26a27b88e895a3c285ffe",
+}
+CELLO_CREDIT = (
+    "J. S. Bach, Six Suites for Violoncello solo, BWV 1007-1012. Engraved by the Mutopia Project "
+    "(www.mutopiaproject.org): BWV 1007, 1009, 1010 and 1011 public domain; BWV 1008 and 1012 "
+    "typeset by Hajo Dezelski, CC BY-SA 3.0. The MIDI files are the book's own renders of those "
+    "LilyPond sources (BWV 1011 in its sounding-pitch edition).")
+
+register(Dataset(
+    name="bach_cello",
+    title="Bach cello suites (41 movements, MIDI)",
+    folder="bach_cello",
+    splits=("train",),
+    formats=(Format(
+        name="midi",
+        description="the book's 41 MIDI renders of the Mutopia Project's engravings",
+        decode=decode_paths,
+        cache_decoded=False,
+        files={"train": tuple(File(f"{stem}.mid", sha256=digest)
+                              for stem, digest in CELLO_MOVEMENTS.items())},
+    ),),
+    how_to_get=(
+        "these MIDI files are the book's own renders (LilyPond) of the Mutopia Project's "
+        "engraved cello suites, kept with the book's shared data: put bwv1007_01.mid ... "
+        "bwv1012_07.mid in $GDL_DATA_DIR/bach_cello/ (or in the user cache). The Mutopia "
+        "Project (www.mutopiaproject.org, BachJS/BWV1007-1012) publishes the LilyPond sources "
+        "and its own MIDI renders; those differ byte for byte from ours, so they have no "
+        "checksum here."),
+    credit=CELLO_CREDIT,
+))
+
+register(Dataset(
+    name="bach_chorales",
+    title="JSB chorales (16th-note grid, 4 voices)",
+    folder="bach_chorales",
+    splits=("train", "valid", "test"),
+    formats=(Format(
+        name="npz",
+        description="Jsb16thSeparated.npz of czhuang/JSB-Chorales-dataset",
+        decode=decode_jsb_chorales,
+        cache_decoded=False,
+        files={split: (File(
+            "Jsb16thSeparated.npz",
+            sha256="2adcdf0d57880c3763f104555072285fe7f9e3d6049fcc4b9830557b8d4a7820",
+            urls=("https://github.com/czhuang/JSB-Chorales-dataset/raw/master/"
+                  "Jsb16thSeparated.npz",)),) for split in ("train", "valid", "test")},
+    ),),
+    how_to_get=("online, Jsb16thSeparated.npz (100 kB) is downloaded from "
+                "github.com/czhuang/JSB-Chorales-dataset on first use; offline, put it in "
+                "$GDL_DATA_DIR/bach_chorales/ or in the user cache."),
+    credit=("J. S. Bach's chorales as prepared by Boulanger-Lewandowski et al. (2012), on a "
+            "16th-note grid by C.-Z. A. Huang (czhuang/JSB-Chorales-dataset); music public domain."),
 ))

@@ -176,3 +176,22 @@ def decode_text(encoding: str = "utf-8"):
         return text
 
     return decode
+
+
+def decode_paths(paths: Sequence[Path], split: str) -> dict[str, Path]:
+    """Files that a chapter reads itself (MIDI): ``{file stem: path}``, already verified."""
+    return {Path(p).stem: Path(p) for p in paths}
+
+
+def decode_jsb_chorales(paths: Sequence[Path], split: str) -> list[np.ndarray]:
+    """The JSB chorales of one split: a list of ``(T, 4)`` float arrays of MIDI pitches.
+
+    Columns are soprano, alto, tenor and bass on a sixteenth-note grid; NaN is a rest. The
+    ``.npz`` holds pickled object arrays, so it is read only after its sha256 matched.
+    """
+    with np.load(paths[0], allow_pickle=True, encoding="latin1") as z:
+        chorales = [np.asarray(c, dtype="float32") for c in z[split]]
+    for i, c in enumerate(chorales):
+        if c.ndim != 2 or c.shape[1] != 4:
+            raise ValueError(f"chorale {i} of {split!r} has shape {c.shape}, not (T, 4)")
+    return chorales
