@@ -319,7 +319,8 @@ def notes_from_roll(roll: np.ndarray, step: float = 0.25,
     out = []
     for p in range(roll.shape[1]):
         starts, ends = np.flatnonzero(diff[:, p] == 1), np.flatnonzero(diff[:, p] == -1)
-        out += [(s * step, (e - s) * step, p + lowest) for s, e in zip(starts, ends)]
+        out += [(float(s * step), float((e - s) * step), int(p + lowest))
+                for s, e in zip(starts, ends)]
     return sorted(out)
 
 
