@@ -138,3 +138,44 @@ def test_every_chapter_page_has_an_open_in_colab_badge(chapter):
     assert badges == [expected]
     assert html.index("gdlbook-colab-badge") > html.index("<h1")   # under the title
     assert expected.endswith(f"/chapters/{chapter.stem}.ipynb")
+
+
+AUDIO_CHAPTERS = [c for c in CHAPTERS if "audio_player(" in c.read_text()]
+
+# Wait until every <audio> on the page has read its metadata (or failed), then report each one.
+AUDIO_STATE = """
+const done = arguments[arguments.length - 1];
+const players = Array.from(document.querySelectorAll("audio"));
+const t0 = Date.now();
+(function poll() {
+  const settled = players.every(a => a.readyState >= 1 || a.error);
+  if (settled || Date.now() - t0 > 20000) {
+    done(players.map(a => ({src: (a.currentSrc || a.src || "").slice(0, 40),
+                            mime: (a.src.match(/^data:([^;]+);/) || [null, ""])[1],
+                            can: a.canPlayType((a.src.match(/^data:([^;]+);/) || [null, ""])[1]),
+                            ready: a.readyState, duration: a.duration,
+                            error: a.error ? a.error.code : null})));
+  } else { setTimeout(poll, 100); }
+})();
+"""
+
+
+@needs_chromium
+@pytest.mark.parametrize("chapter", AUDIO_CHAPTERS, ids=[c.stem for c in AUDIO_CHAPTERS])
+def test_every_audio_player_has_a_playable_source(chapter, tmp_path):
+    """The music chapter's players carry their sound in the page: in Chromium each one has a
+    source it can play, loads its metadata without a server, and lasts more than zero seconds."""
+    page = HTML / "chapters" / (chapter.stem + ".html")
+    if not page.exists():
+        pytest.fail(f"{page} is missing: build the book first (make strict-build)")
+    assert page.read_text().count("<audio") > 0, f"{page.name} has no audio player"
+    with chromium(tmp_path / "profile") as driver:
+        driver.set_script_timeout(30)
+        driver.get(page.as_uri())
+        players = driver.execute_async_script(AUDIO_STATE)
+    assert players, "no <audio> element in the page"
+    for p in players:
+        assert p["src"].startswith("data:audio/"), p
+        assert p["can"] in ("maybe", "probably"), p
+        assert p["error"] is None and p["ready"] >= 1, p
+        assert p["duration"] > 0, p
