@@ -153,19 +153,22 @@ def _temporal_network(z_dim: int, n_bars: int, width: int, name: str) -> keras.M
     return keras.Model(z, layers.Reshape((n_bars, z_dim))(x), name=name)
 
 
-def _bar_generator(input_dim: int, n_steps: int, n_pitches: int, width: int,
+def _bar_generator(input_dim: int, n_bars: int, n_steps: int, n_pitches: int, width: int,
                    name: str) -> keras.Model:
-    """The four vectors of one bar of one track -> its piano roll ``(1, steps, pitches, 1)``.
+    """The vectors of one track, one per bar ``(n_bars, input_dim)`` -> its piano roll.
 
-    A dense layer makes a ``(2, 1)`` grid of features; transposed convolutions double the time
-    axis up to ``n_steps``, then spread the pitch axis into 7 octaves and 12 semitones
-    (``n_pitches = 84``), as in MuseGAN.
+    Every bar goes through the same layers on its own (the bars are stacked along the batch
+    axis, so one call draws them all): a dense layer makes a ``(2, 1)`` grid of features,
+    transposed convolutions double the time axis up to ``n_steps``, then spread the pitch axis
+    into 7 octaves and 12 semitones (``n_pitches = 84``), as in MuseGAN. Output
+    ``(n_bars, n_steps, n_pitches, 1)``.
     """
     doublings = int(np.log2(n_steps // 2))
     if 2 * 2 ** doublings != n_steps or n_pitches != 84:
         raise ValueError(f"need n_steps = 2 * 2**k and 84 pitches, got {n_steps}, {n_pitches}")
-    v = keras.Input((input_dim,))
-    x = layers.Dense(2 * 2 * width)(v)
+    v = keras.Input((n_bars, input_dim))
+    x = ops.reshape(v, (-1, input_dim))                                            # bars -> batch
+    x = layers.Dense(2 * 2 * width)(x)
     x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
     x = layers.Reshape((2, 1, 2 * width))(x)
     for _ in range(doublings):
@@ -175,7 +178,7 @@ def _bar_generator(input_dim: int, n_steps: int, n_pitches: int, width: int,
     x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
     x = layers.Conv2DTranspose(1, (1, 12), strides=(1, 12), padding="same",
                                activation="tanh")(x)                               # semitones
-    return keras.Model(v, layers.Reshape((1, n_steps, n_pitches, 1))(x), name=name)
+    return keras.Model(v, ops.reshape(x, (-1, n_bars, n_steps, n_pitches, 1)), name=name)
 
 
 def build_musegan_generator(z_dim: int = 32, n_tracks: int = 4, n_bars: int = 2,
@@ -187,24 +190,23 @@ def build_musegan_generator(z_dim: int = 32, n_tracks: int = 4, n_bars: int = 2,
     ``groove`` ``(n_tracks, z_dim)`` give each track its own. Chords and each melody go through
     a temporal network (one vector per bar: they change from bar to bar); style and groove stay
     the same in every bar. The bar generator of track ``t`` reads
-    ``[chords_b, style, melody_{t,b}, groove_t]`` for bar ``b``. Output in [-1, 1] (tanh).
+    ``[chords_b, style, melody_{t,b}, groove_t]`` for each bar ``b``. Output in [-1, 1] (tanh).
     """
     chords = keras.Input((z_dim,), name="chords")
     style = keras.Input((z_dim,), name="style")
     melody = keras.Input((n_tracks, z_dim), name="melody")
     groove = keras.Input((n_tracks, z_dim), name="groove")
     chords_t = _temporal_network(z_dim, n_bars, 4 * width, "temporal_chords")(chords)
-    melody_t = [_temporal_network(z_dim, n_bars, 4 * width, f"temporal_melody_{t}")(melody[:, t])
-                for t in range(n_tracks)]
-    bar_gens = [_bar_generator(4 * z_dim, n_steps, n_pitches, width, f"bar_generator_{t}")
-                for t in range(n_tracks)]
-    bars = []
-    for b in range(n_bars):
-        tracks = [bar_gens[t](layers.Concatenate()([chords_t[:, b], style, melody_t[t][:, b],
-                                                    groove[:, t]]))
-                  for t in range(n_tracks)]
-        bars.append(layers.Concatenate(axis=-1)(tracks))          # (1, steps, P, tracks)
-    out = layers.Concatenate(axis=1)(bars) if n_bars > 1 else bars[0]
+    style_t = layers.RepeatVector(n_bars)(style)                      # the same in every bar
+    tracks = []
+    for t in range(n_tracks):
+        melody_t = _temporal_network(z_dim, n_bars, 4 * width, f"temporal_melody_{t}")(
+            melody[:, t])
+        groove_t = layers.RepeatVector(n_bars)(groove[:, t])
+        bar_gen = _bar_generator(4 * z_dim, n_bars, n_steps, n_pitches, width,
+                                 f"bar_generator_{t}")
+        tracks.append(bar_gen(layers.Concatenate()([chords_t, style_t, melody_t, groove_t])))
+    out = layers.Concatenate(axis=-1)(tracks) if n_tracks > 1 else tracks[0]
     return keras.Model([chords, style, melody, groove], out, name="musegan_generator")
 
 
