@@ -180,3 +180,38 @@ def test_music_datasets_are_registered():
         pytest.skip("the chorales are not available offline here")
     assert len(valid) == 76 and all(c.shape[1] == 4 for c in valid)
     assert len(data.load("bach_cello", verbose=False)) == 41
+
+
+def test_cello_suites_download_format_keys_movements_like_the_41(isolated_data):
+    """The downloadable format (Grossman's 36 jsbach.net files, pinned on GitHub) is found
+    under its own file names, yields the 41-movement keys minus the second menuets, bourrées
+    and gavottes, and is checked by sha256 (these stand-in files fail the check)."""
+    from gdlbook.data import catalog, registry
+
+    tiny = music.write_midi(music.to_stream([(music.START, "0"), ("C3", "1")]),
+                            isolated_data / "tiny.mid").read_bytes()
+    folder = isolated_data / "bach_cello"
+    folder.mkdir()
+    for n in catalog.CELLO_GROSSMAN:
+        (folder / f"{n}.mid").write_bytes(tiny)
+
+    found = registry.locate(data.dataset("bach_cello"), "train")
+    assert found.fmt.name == "grossman" and found.where == "$GDL_DATA_DIR"
+    movements = found.fmt.decode(found.paths, "train")
+    halves = {"bwv1007_06", "bwv1008_06", "bwv1010_06", "bwv1011_06", "bwv1012_06"}
+    assert list(movements) == [k for k in catalog.CELLO_MOVEMENTS if k not in halves]
+    assert {k: p.name for k, p in movements.items() if k[-2:] in ("05", "06", "07")} == {
+        "bwv1007_05": "cs1-5men.mid", "bwv1007_07": "cs1-6gig.mid",
+        "bwv1008_05": "cs2-5men.mid", "bwv1008_07": "cs2-6gig.mid",
+        "bwv1009_05": "cs3-5bou.mid", "bwv1009_06": "cs3-6gig.mid",
+        "bwv1010_05": "cs4-5bou.mid", "bwv1010_07": "cs4-6gig.mid",
+        "bwv1011_05": "cs5-5gav.mid", "bwv1011_07": "cs5-6gig.mid",
+        "bwv1012_05": "cs6-5gav.mid", "bwv1012_07": "cs6-6gig.mid"}
+    assert movements["bwv1007_01"].name == "cs1-1pre.mid"
+    assert music.notes_of(music.parse(movements["bwv1012_03"]))       # a MIDI file, parsed
+    for spec in found.fmt.files["train"]:                             # pinned, checksummed
+        assert len(spec.sha256) == 64 and spec.urls[0].startswith(
+            f"https://raw.githubusercontent.com/{catalog.CELLO_GROSSMAN_REPO}/"
+            f"{catalog.CELLO_GROSSMAN_COMMIT}/")
+    with pytest.raises(data.CorruptDataError, match="checksum"):
+        data.load("bach_cello", verbose=False)

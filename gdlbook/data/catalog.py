@@ -10,6 +10,7 @@ from .formats import (
     decode_image_zip,
     decode_jsb_chorales,
     decode_paths,
+    decode_paths_as,
     decode_text,
 )
 from .registry import Dataset, File, Format, register
@@ -299,28 +300,118 @@ CELLO_CREDIT = (
     "J. S. Bach, Six Suites for Violoncello solo, BWV 1007-1012. Engraved by the Mutopia Project "
     "(www.mutopiaproject.org): BWV 1007, 1009, 1010 and 1011 public domain; BWV 1008 and 1012 "
     "typeset by Hajo Dezelski, CC BY-SA 3.0. The MIDI files are the book's own renders of those "
-    "LilyPond sources (BWV 1011 in its sounding-pitch edition).")
+    "LilyPond sources (BWV 1011 in its sounding-pitch edition). Where those are not at hand, "
+    "the download is David J. Grossman's MIDI sequences of jsbach.net (the files of suites 3, "
+    "5 and 6 carry his copyright notice, 1995-1996; the copy used, in the GitHub repository "
+    "peterdw/capstone-project-UCSD at one pinned commit, states no licence).")
+
+#: David J. Grossman's sequences of the six suites (jsbach.net, 1995-1997): 36 files, one per
+#: movement as he splits them (Menuet, Bourrée and Gavotte I and II in one file), sha256 of
+#: each. jsbach.net serves them over plain http and states no checksum; these digests are of the
+#: copies committed to the public GitHub repository peterdw/capstone-project-UCSD in its first
+#: commit (CELLO_GROSSMAN_COMMIT, 11 Dec 2023: the files as git blobs, all starting with MThd).
+#: Its next commit moved them to Git LFS; the LFS pointers there (CELLO_GROSSMAN_LFS_COMMIT)
+#: name the same sha256 and sizes, so its LFS copies are the same bytes.
+CELLO_GROSSMAN = {
+    "cs1-1pre": "843c5486dab589cc03a585bff12a522bbbb88f3f917a33dd5b760f9e02f3f24b",
+    "cs1-2all": "d4174ed21d8246391730210675199dfe80c82a13806e4afe9f764d322df48190",
+    "cs1-3cou": "7845bbba52e07fb0a3bb8d1a43632218fa0830b3e693f60cd64ce90f6f5b0211",
+    "cs1-4sar": "f98735cbc213dd9b6819a121b655b1301b352c3cf7c483f53a3fd93c8cbbf14c",
+    "cs1-5men": "688121f0dc3b86bc52fce5fa81c055b4909889f6bd473baea7a871abcb5c0efd",
+    "cs1-6gig": "6832780a1ea46d22569755f0784336951e1b30f9626eefdaa537386fd0953674",
+    "cs2-1pre": "325fcaebcc4995a8ae83172c806415e07b5beb5af066a1138987f57854f7c056",
+    "cs2-2all": "0d6d1cefa9f71ffa0e426cf39bbe04f46dc86976cc0d91d4c2178b003a1a793d",
+    "cs2-3cou": "bf1636d308e16eca1ddb7e3e7f7b1208e64294a8793781b80fd3447612fdc35d",
+    "cs2-4sar": "bf0dc7a4f8453ef065ae192264682e6deda001ab9b6b10572f2c932c1ce14e24",
+    "cs2-5men": "01652272d687bf2efc89d5fc4b7fefd34ac38b64a62b49097b58c829b8d50e31",
+    "cs2-6gig": "594cb91352387173e92b9ea2c3c3b2520987cd0ca9a4ac0ed37e33715b95ca0d",
+    "cs3-1pre": "09abf1490c2302a46b5943d6b2354104c48047eb0a7d29e06ba93ca3029ac104",
+    "cs3-2all": "bbbcb8a12d24a6f04c4393525f02055fb5c61f8666df9900cb10eb8917bda6f5",
+    "cs3-3cou": "cbbd22741dbd76822f419fd0d73915df34e57da5e33cecb27c529449856705cf",
+    "cs3-4sar": "aafcd45c0066a2d212aff86a9435ac1946423b14e3c7abc15e2e1a6571e3db55",
+    "cs3-5bou": "4d77f2563add0be27bbba91e9984b2174f2b093195c5d5caf345004a873f04b1",
+    "cs3-6gig": "f691650f5c34603c871cb180ea8376afa3d095be4ee4ecf7196cece994cacaee",
+    "cs4-1pre": "9ed93f845f7c01ae53d9bb988808020498d0f7ae49e1d8b8b7c745ac8774859d",
+    "cs4-2all": "1641600be3354d2b3b59c29295434e53185be46725641c2a4374858a7a3f100a",
+    "cs4-3cou": "e34c454a8eac25230f457b88b9ba40130e55754b04ecd5e35f273b5b59f50271",
+    "cs4-4sar": "0567a8ff410c614ef9759e832cec01a7c3de0e7ba06bfe4f01dac4aa0c703c47",
+    "cs4-5bou": "2e9791147e54e18535200425de9424b0bf743cb444bbf4764293b5073b9c3af1",
+    "cs4-6gig": "4a5a25434cd5fd3eadb25f9ba1bd5ed721b0d8e5b59256b73c778abd2a61c074",
+    "cs5-1pre": "752cd3779db587cf574c5c8e87c1adacd3b2be7ede3631bc7e6aa040d1332bff",
+    "cs5-2all": "f44fd249d725950449b5a8bba0808b93027bd05d6efbf1ad1b5d3614bb78b03c",
+    "cs5-3cou": "153a6df46bedac68c10215b6b9bacfb8af4a5a9019125ee6229fa1425f2e56d1",
+    "cs5-4sar": "c2b4dcf8e496d12fe74d9689ab7e878cde026dc8592059ae99c2335e2e3217cb",
+    "cs5-5gav": "bb43d51410d79487c2cb38929be92d5f1e2764d3c092b253132cd20b44891634",
+    "cs5-6gig": "b33af0c5b33c4bec96bb385feeb826426ecd313161c069787b22b997e5fd34ce",
+    "cs6-1pre": "5923b44961a1d03e63b6644fd61332da8e7f53e871fe48eded95eb7ca0ce2c73",
+    "cs6-2all": "faff4fbff7b15babc17809b863a3a40586f2ffb3ccb9aece72967baca7245c72",
+    "cs6-3cou": "8ce798fe14d6f4c248e9cca9efc4c8b6134a68057e80361e334966e7aff597b4",
+    "cs6-4sar": "658ed1668ba824569f838f6c15473a0eb0322ea34a7ef1c1927284da2a05dc6d",
+    "cs6-5gav": "250510275ddd2dabf0f6faa8ae2fb78480d47668e20e7edf375107c38ae89baf",
+    "cs6-6gig": "fcfef524fa2d64cde67528f1de4b245efc32c57be223071973ba94e5728baa44",
+}
+CELLO_GROSSMAN_REPO = "peterdw/capstone-project-UCSD"
+CELLO_GROSSMAN_COMMIT = "ed8d4411e4f2daad002715ef5a7bc89fac014e3e"
+CELLO_GROSSMAN_LFS_COMMIT = "6ba7f08a7f469af8477058bc4d995485156e51e2"
+
+
+def _grossman_key(name: str) -> str:
+    """The key of Grossman's file ``csS-MMxxx`` in the 41-movement layout: ``bwvNNNN_MM``.
+
+    Suite S is BWV 1006 + S. Movements 1-5 keep their number (the fifth file holds Menuet,
+    Bourrée or Gavotte I *and* II, and takes the number of I); the gigue is movement 7, or 6 in
+    BWV 1009, whose Bourrées I+II are one movement in both sets. So a key names the same
+    movement in both sets, and the downloaded set lacks only the keys of the second halves
+    (bwv1007_06, bwv1008_06, bwv1010_06, bwv1011_06, bwv1012_06).
+    """
+    suite, movement = int(name[2]), int(name[4])
+    bwv = 1006 + suite
+    if movement == 6:
+        movement = 6 if bwv == 1009 else 7
+    return f"bwv{bwv}_{movement:02d}"
+
+
+#: Grossman's file name -> the movement's key (see _grossman_key).
+CELLO_GROSSMAN_KEYS = {f"{n}.mid": _grossman_key(n) for n in CELLO_GROSSMAN}
 
 register(Dataset(
     name="bach_cello",
-    title="Bach cello suites (41 movements, MIDI)",
+    title="Bach cello suites (MIDI, one file a movement)",
     folder="bach_cello",
     splits=("train",),
-    formats=(Format(
-        name="midi",
-        description="the book's 41 MIDI renders of the Mutopia Project's engravings",
-        decode=decode_paths,
-        cache_decoded=False,
-        files={"train": tuple(File(f"{stem}.mid", sha256=digest)
-                              for stem, digest in CELLO_MOVEMENTS.items())},
-    ),),
+    formats=(
+        Format(
+            name="midi",
+            description="the book's 41 MIDI renders of the Mutopia Project's engravings",
+            decode=decode_paths,
+            cache_decoded=False,
+            files={"train": tuple(File(f"{stem}.mid", sha256=digest)
+                                  for stem, digest in CELLO_MOVEMENTS.items())},
+        ),
+        Format(
+            name="grossman",
+            description=("David J. Grossman's 36 MIDI sequences (jsbach.net; I and II of a "
+                         "menuet, bourrée or gavotte in one file)"),
+            decode=decode_paths_as(CELLO_GROSSMAN_KEYS),
+            cache_decoded=False,
+            files={"train": tuple(File(
+                f"{name}.mid", sha256=digest,
+                urls=(f"https://raw.githubusercontent.com/{CELLO_GROSSMAN_REPO}/"
+                      f"{CELLO_GROSSMAN_COMMIT}/data/bach_cello/{name}.mid",
+                      f"https://media.githubusercontent.com/media/{CELLO_GROSSMAN_REPO}/"
+                      f"{CELLO_GROSSMAN_LFS_COMMIT}/data/bach_cello/{name}.mid"))
+                for name, digest in CELLO_GROSSMAN.items())},
+        ),
+    ),
     how_to_get=(
-        "these MIDI files are the book's own renders (LilyPond) of the Mutopia Project's "
-        "engraved cello suites, kept with the book's shared data: put bwv1007_01.mid ... "
-        "bwv1012_07.mid in $GDL_DATA_DIR/bach_cello/ (or in the user cache). The Mutopia "
-        "Project (www.mutopiaproject.org, BachJS/BWV1007-1012) publishes the LilyPond sources "
-        "and its own MIDI renders; those differ byte for byte from ours, so they have no "
-        "checksum here."),
+        "online, David J. Grossman's 36 MIDI sequences (jsbach.net) are downloaded on first use "
+        "(about 240 kB) from a copy on GitHub pinned to one commit; offline, put them "
+        "(cs1-1pre.mid ... cs6-6gig.mid, as jsbach.net names them) in $GDL_DATA_DIR/bach_cello/ "
+        "or in the user cache. The book's own 41 renders of the Mutopia Project's engravings "
+        "(bwv1007_01.mid ... bwv1012_07.mid) are kept with its shared data and are preferred "
+        "where present; the Mutopia Project (www.mutopiaproject.org, BachJS/BWV1007-1012) "
+        "publishes the LilyPond sources and its own MIDI renders, which differ byte for byte "
+        "from ours."),
     credit=CELLO_CREDIT,
 ))
 

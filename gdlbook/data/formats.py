@@ -183,6 +183,23 @@ def decode_paths(paths: Sequence[Path], split: str) -> dict[str, Path]:
     return {Path(p).stem: Path(p) for p in paths}
 
 
+def decode_paths_as(keys: dict[str, str]):
+    """Like :func:`decode_paths`, for files named otherwise: ``{keys[file name]: path}``.
+
+    Lets a second source of the same dataset (jsbach.net's ``cs1-1pre.mid`` for the cello
+    suites) yield the keys of its first format (``bwv1007_01``), in the order of ``keys``.
+    """
+
+    def decode(paths: Sequence[Path], split: str) -> dict[str, Path]:
+        by_name = {Path(p).name: Path(p) for p in paths}
+        unknown = sorted(set(by_name) - set(keys))
+        if unknown:
+            raise ValueError(f"no key for {unknown}")
+        return {key: by_name[name] for name, key in keys.items() if name in by_name}
+
+    return decode
+
+
 def decode_jsb_chorales(paths: Sequence[Path], split: str) -> list[np.ndarray]:
     """The JSB chorales of one split: a list of ``(T, 4)`` float arrays of MIDI pitches.
 
