@@ -25,7 +25,7 @@ from keras import layers, ops
 
 from gdlbook import progress, sampling
 from gdlbook.gans import WGANGP
-from gdlbook.transformer import TokenAndPositionEmbedding, TransformerBlock
+from gdlbook.transformer import TokenAndPositionEmbedding, TransformerBlock, block_attention_maps
 
 __all__ = ["MusicTransformer", "generate", "build_musegan_generator", "build_musegan_critic",
            "MuseGAN"]
@@ -97,11 +97,7 @@ class MusicTransformer(keras.Model):
     def attention_maps(self, tokens) -> list[np.ndarray]:
         """The attention weights ``(B, H, T, T)`` of every block for ``tokens`` ``(B, T, 2)``."""
         x = self._embed(ops.convert_to_tensor(np.asarray(tokens), "int32"))
-        maps = []
-        for block in self.blocks:
-            x, weights = block(x, training=False, return_attention=True)
-            maps.append(ops.convert_to_numpy(weights))
-        return maps
+        return block_attention_maps(self.blocks, x)
 
     def get_config(self):
         return {**super().get_config(), **self.config}

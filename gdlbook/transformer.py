@@ -277,15 +277,22 @@ class GPT(keras.Model):
         Returns a list of ``n_layer`` NumPy arrays ``(B, H, T, T)``; row ``t`` of a head says
         how much position ``t`` draws from each earlier position.
         """
-        x = self.embed(ops.convert_to_tensor(np.asarray(tokens), "int32"))
-        maps = []
-        for block in self.blocks:
-            x, weights = block(x, training=False, return_attention=True)
-            maps.append(ops.convert_to_numpy(weights))
-        return maps
+        return block_attention_maps(self.blocks,
+                                    self.embed(ops.convert_to_tensor(np.asarray(tokens), "int32")))
 
     def get_config(self):
         return {**super().get_config(), **self.config}
+
+
+def block_attention_maps(blocks, x) -> list[np.ndarray]:
+    """Run embedded inputs ``x`` through transformer ``blocks`` in inference mode and return
+    each block's attention weights ``(B, H, T, T)`` as NumPy arrays (the GPT of chapter 9 and
+    chapter 11's music transformer)."""
+    maps = []
+    for block in blocks:
+        x, weights = block(x, training=False, return_attention=True)
+        maps.append(ops.convert_to_numpy(weights))
+    return maps
 
 
 def build_gpt(vocab_size: int, context: int, n_layer: int, n_head: int, n_embd: int,
