@@ -207,20 +207,23 @@ def _sphere(population, generation):
     return -np.sum((population - target) ** 2, axis=1)
 
 
+def _interrupted_at(stop):
+    """The sphere, interrupted (as by Ctrl-C) when generation ``stop`` is about to be scored."""
+    def fitness(population, generation):
+        if generation == stop:
+            raise KeyboardInterrupt
+        return _sphere(population, generation)
+    return fitness
+
+
 def test_cma_finds_the_optimum_and_resumes_after_an_interruption(tmp_path):
     full = wm.cma_train(_sphere, 5, generations=40, popsize=8, sigma0=0.5, seed=0)
     assert full.history["best"][-1] > -1e-2
     assert np.abs(full.mean - np.linspace(-1, 1, 5)).max() < 0.1
 
     ckpt = tmp_path / "es.pkl"
-
-    def interrupted(population, generation):
-        if generation == 15:
-            raise KeyboardInterrupt
-        return _sphere(population, generation)
-
     with pytest.raises(KeyboardInterrupt):
-        wm.cma_train(interrupted, 5, generations=40, popsize=8, sigma0=0.5, seed=0,
+        wm.cma_train(_interrupted_at(15), 5, generations=40, popsize=8, sigma0=0.5, seed=0,
                      checkpoint=ckpt)
     assert ckpt.exists()
     resumed = wm.cma_train(_sphere, 5, generations=40, popsize=8, sigma0=0.5, seed=0,
@@ -233,14 +236,8 @@ def test_cma_finds_the_optimum_and_resumes_after_an_interruption(tmp_path):
 
 def test_cma_ignores_a_checkpoint_that_fails_its_checksum(tmp_path, capsys):
     ckpt = tmp_path / "es.pkl"
-
-    def stop(population, generation):
-        if generation == 3:
-            raise KeyboardInterrupt
-        return _sphere(population, generation)
-
     with pytest.raises(KeyboardInterrupt):
-        wm.cma_train(stop, 5, generations=10, popsize=8, seed=0, checkpoint=ckpt)
+        wm.cma_train(_interrupted_at(3), 5, generations=10, popsize=8, seed=0, checkpoint=ckpt)
     ckpt.write_bytes(ckpt.read_bytes()[:-10] + b"0123456789")
     result = wm.cma_train(_sphere, 5, generations=10, popsize=8, seed=0, checkpoint=ckpt)
     assert "does not match its checksum" in capsys.readouterr().out
