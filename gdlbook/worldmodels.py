@@ -263,21 +263,27 @@ def mdn_nll(z, log_pi, mu, log_sigma):
     return -ops.logsumexp(log_pi + log_normal, axis=-1)
 
 
-def mdn_sample(log_pi, mu, log_sigma, tau: float, seed):
+def mdn_sample(log_pi, mu, log_sigma, tau: float, seed, noise=None):
     """Draw z from the mixture at temperature ``tau``, as Ha & Schmidhuber do.
 
     The mixture weights become ``softmax(log π / τ)`` and each Gaussian's standard deviation is
     multiplied by ``√τ``: τ → 0 picks the likeliest component's mean (a deterministic model),
-    τ > 1 flattens the choice and widens the noise.
+    τ > 1 flattens the choice and widens the noise. ``noise``, if given, is the pair of
+    uniform (shape of ``log_pi``) and standard normal (shape of z) draws to use instead of
+    fresh ones from ``seed``.
     """
     if tau <= 0:
         raise ValueError(f"tau must be positive, got {tau}")
-    gumbel = -ops.log(-ops.log(keras.random.uniform(ops.shape(log_pi), 1e-9, 1.0, seed=seed)))
+    if noise is None:
+        noise = (keras.random.uniform(ops.shape(log_pi), 1e-9, 1.0, seed=seed),
+                 keras.random.normal(ops.shape(log_pi)[:-1], seed=seed))
+    uniform, normal = noise
+    gumbel = -ops.log(-ops.log(uniform))
     k = ops.argmax(log_pi / tau + gumbel, axis=-1)
     pick = ops.one_hot(k, ops.shape(log_pi)[-1], dtype=mu.dtype)
     mean = ops.sum(mu * pick, axis=-1)
     sigma = ops.sum(ops.exp(log_sigma) * pick, axis=-1)
-    return mean + sigma * float(np.sqrt(tau)) * keras.random.normal(ops.shape(mean), seed=seed)
+    return mean + sigma * float(np.sqrt(tau)) * normal
 
 
 class MDNRNN(keras.Model):
@@ -425,17 +431,26 @@ class WorldModelAgent:
 
 
 def dream_returns(rnn: MDNRNN, params: np.ndarray, z0: np.ndarray, steps: int, tau: float,
-                  seed: int) -> np.ndarray:
+                  seed: int, *, shared: int | None = None) -> np.ndarray:
     """Total reward of each controller in M's dream, all rollouts at once.
 
     Row i of ``params`` drives a rollout that starts from code ``z0[i]``; at each step the
     controller acts on (z, h), M predicts the reward, whether the episode ends, and draws the
     next z at temperature ``tau``. A rollout stops collecting reward once M says it has ended.
+
+    With ``shared=R`` the rows come in blocks of R rollouts, one block per controller (row
+    ``j·R + r`` is rollout r of controller j), and rollout r of every controller draws the same
+    random numbers: *common random numbers*, so that two controllers are compared on the same
+    dreams and their difference is not drowned in the dream's noise (give rollout r the same
+    ``z0`` in every block too).
     """
     seed_gen = keras.random.SeedGenerator(seed)
     params = ops.convert_to_tensor(np.asarray(params, np.float32))
     z = ops.convert_to_tensor(np.asarray(z0, np.float32))
-    n = ops.shape(z)[0]
+    n = int(ops.shape(z)[0])
+    if shared is not None and (shared < 1 or n % shared):
+        raise ValueError(f"{n} rollouts are not blocks of shared={shared}")
+    draw_n, blocks = (shared, n // shared) if shared else (n, 1)
     state = rnn.initial_state(n)
     alive = ops.ones((n,))
     total = ops.zeros((n,))
@@ -443,9 +458,19 @@ def dream_returns(rnn: MDNRNN, params: np.ndarray, z0: np.ndarray, steps: int, t
         a = controller_actions(params, z, state[0])
         out, state = rnn.step(z, a, state)
         total = total + alive * out["reward"]
-        ended = keras.random.uniform((n,), seed=seed_gen) < ops.sigmoid(out["done_logit"])
+        pi_shape = tuple(ops.shape(out["log_pi"])[1:])
+        u_end, u_mix, normal = (
+            keras.random.uniform((draw_n,), seed=seed_gen),
+            keras.random.uniform((draw_n,) + pi_shape, 1e-9, 1.0, seed=seed_gen),
+            keras.random.normal((draw_n,) + pi_shape[:-1], seed=seed_gen))
+        if blocks > 1:
+            u_end = ops.tile(u_end, (blocks,))
+            u_mix = ops.tile(u_mix, (blocks, 1, 1))
+            normal = ops.tile(normal, (blocks, 1))
+        ended = u_end < ops.sigmoid(out["done_logit"])
         alive = alive * (1.0 - ops.cast(ended, "float32"))
-        z = mdn_sample(out["log_pi"], out["mu"], out["log_sigma"], tau, seed_gen)
+        z = mdn_sample(out["log_pi"], out["mu"], out["log_sigma"], tau, None,
+                       noise=(u_mix, normal))
     return ops.convert_to_numpy(total)
 
 

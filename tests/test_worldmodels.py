@@ -87,6 +87,13 @@ CHECKS = """
     r1 = wm.dream_returns(rnn, right, z0, 10, tau=1.0, seed=3)
     r2 = wm.dream_returns(rnn, right, z0, 10, tau=1.0, seed=3)
     out["dream"] = dict(returns=r1.tolist(), same=bool(np.array_equal(r1, r2)))
+    # common random numbers: two copies of one controller, two rollouts each, from the same two
+    # first codes, dream the same dreams with shared=2, and different ones without
+    twice = np.repeat(right[:2], 2, axis=0)
+    zz = np.tile(zs[:2, 0], (2, 1))
+    crn = wm.dream_returns(rnn, twice, zz, 10, tau=1.0, seed=4, shared=2)
+    free = wm.dream_returns(rnn, twice, zz, 10, tau=1.0, seed=4)
+    out["crn"] = dict(shared=crn.tolist(), free=free.tolist())
     frames = wm.dream_frames(rnn, keras.Sequential([keras.Input((zd,)),
                                                     keras.layers.Dense(64 * 64 * 3),
                                                     keras.layers.Reshape((64, 64, 3))]),
@@ -138,6 +145,12 @@ def test_m_learns_a_toy_world_better_than_no_change(run):
     assert r["reward_err"] < 0.05            # the reward (the steering) has variance 1/3
     assert {"z_loss", "reward_loss", "done_loss"} <= set(r["keys"])
     assert run["step_err"] < 1e-4
+
+
+def test_common_random_numbers_give_the_same_dream_to_each_controller(run):
+    shared, free = np.array(run["crn"]["shared"]), np.array(run["crn"]["free"])
+    np.testing.assert_allclose(shared[:2], shared[2:], rtol=1e-5, atol=1e-5)
+    assert np.abs(free[:2] - free[2:]).max() > 1e-3      # without sharing, other dreams
 
 
 def test_controller_maps_to_the_action_ranges(run):
