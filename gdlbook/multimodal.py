@@ -84,15 +84,19 @@ def build_image_encoder(image_size: int, widths: Sequence[int] = (32, 64, 128),
                         embed_dim: int = 64) -> keras.Model:
     """A convolutional image encoder: ``(N, S, S, 3)`` → ``(N, embed_dim)`` (not normalised).
 
-    Each stage is a 3×3 convolution and a strided 3×3 convolution that halves the resolution.
-    The last feature map is flattened rather than averaged, so where things are survives: the
-    relation "above" is a fact about positions.
+    Pixels in [0, 1] are first mapped to [-1, 1]. Each stage is a 3×3 convolution and a strided
+    3×3 convolution that halves the resolution, followed by a layer normalisation over the
+    channels (the same in training and inference, unlike a batch normalisation; without it the
+    embeddings of all images start nearly equal and training stalls at chance on some
+    backends). The last feature map is flattened rather than averaged, so where things are
+    survives: the relation "above" is a fact about positions.
     """
     images = keras.Input((image_size, image_size, 3), name="images")
-    x = images
+    x = layers.Rescaling(2.0, offset=-1.0)(images)
     for width in widths:
         x = layers.Conv2D(width, 3, padding="same", activation="gelu")(x)
         x = layers.Conv2D(width, 3, strides=2, padding="same", activation="gelu")(x)
+        x = layers.LayerNormalization(epsilon=1e-5)(x)
     x = layers.Flatten()(x)
     x = layers.Dense(2 * embed_dim, activation="gelu")(x)
     return keras.Model(images, layers.Dense(embed_dim)(x), name="image_encoder")
