@@ -154,10 +154,10 @@ CHECKS = """
     tokens = tok.encode(data.caption)
     clip = multimodal.CLIP(multimodal.build_image_encoder(16, (16, 32), 32),
                            multimodal.TextEncoder(tok.vocab_size, 12, 1, 2, 32, 32))
-    clip.compile(optimizer=keras.optimizers.Adam(2e-3))
+    clip.compile(optimizer=keras.optimizers.Adam(1e-3))
     inputs = {"images": data.images, "tokens": tokens}
     before = float(np_(clip.compute_loss(y_pred=clip(inputs))))
-    h = clip.fit(inputs, batch_size=64, epochs=15, verbose=0)
+    h = clip.fit(inputs, batch_size=64, epochs=25, verbose=0)
     after = float(np_(clip.compute_loss(y_pred=clip(inputs))))
     out["clip"] = dict(before=before, after=after, scale=float(np_(clip.logit_scale())),
                        log_n=float(np.log(256)))
