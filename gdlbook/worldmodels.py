@@ -20,7 +20,6 @@ The pieces of the chapter, written once:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import pickle
 import tempfile
@@ -192,7 +191,7 @@ def load_episode(path: Path) -> dict:
     return episode
 
 
-def default_directory(n_episodes: int, steps: int, seed: int) -> Path:
+def default_directory(steps: int, seed: int) -> Path:
     """Where :func:`collect` keeps episodes: the user cache, one folder per configuration."""
     return cache_dir() / "worldmodels" / f"{ENV_ID}-brownian-{steps}steps-seed{seed}"
 
@@ -206,7 +205,7 @@ def collect(n_episodes: int, steps: int, *, seed: int = 0, directory: Path | Non
     ends: an interrupted collection, run again, collects only what is missing. Files already
     there are checked; a corrupt one is reported and collected again from its seed.
     """
-    directory = Path(directory) if directory else default_directory(n_episodes, steps, seed)
+    directory = Path(directory) if directory else default_directory(steps, seed)
     policy = policy or BrownianPolicy(seed=seed)
     seeds = [seed + i for i in range(n_episodes)]
     missing = []
