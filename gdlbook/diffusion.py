@@ -11,6 +11,10 @@ PyTorch and JAX.
   the noise variance (embedded by :class:`SinusoidalEmbedding`).
 - :class:`DiffusionModel` trains that network through ``compute_loss`` (so ``fit()`` works on
   every backend) and samples with DDIM, deterministic or stochastic, vectorised over the batch.
+- Chapter 13 conditions the U-Net on a vector (a text embedding): ``build_unet(...,
+  condition_dims=E)`` adds a third input whose :class:`FiLM` layers scale and shift the
+  normalised features of every residual block, and :class:`ConditionalDiffusionModel` trains
+  it with condition dropout and samples with classifier-free guidance.
 """
 
 from __future__ import annotations
@@ -128,35 +132,69 @@ class SinusoidalEmbedding(layers.Layer):
                 "min_frequency": self.min_frequency, "max_frequency": self.max_frequency}
 
 
-def residual_block(x, width: int, norm_momentum: float = 0.99):
-    """Normalise → 3×3 conv (swish) → 3×3 conv, plus the input (1×1-projected if widths differ)."""
+@keras.saving.register_keras_serializable(package="gdlbook")
+class FiLM(layers.Layer):
+    """Feature-wise linear modulation {Perez et al. 2018}: ``x * (1 + γ(c)) + β(c)``.
+
+    ``call([x, c])`` with features ``x`` ``(N, H, W, C)`` and a condition ``c`` ``(N, E)``: one
+    linear layer maps ``c`` to a scale ``γ`` and a shift ``β`` per channel, the same at every
+    pixel. It starts at zero, so an untrained FiLM passes ``x`` through unchanged.
+    """
+
+    def build(self, input_shape):
+        features, condition = input_shape
+        self.channels = features[-1]
+        self.dense = layers.Dense(2 * self.channels, kernel_initializer="zeros", name="gamma_beta")
+        self.dense.build(condition)
+        self.built = True
+
+    def call(self, inputs):
+        x, condition = inputs
+        gamma_beta = ops.expand_dims(ops.expand_dims(self.dense(condition), 1), 1)
+        gamma, beta = gamma_beta[..., :self.channels], gamma_beta[..., self.channels:]
+        return x * (1.0 + gamma) + beta
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+def residual_block(x, width: int, norm_momentum: float = 0.99, condition=None):
+    """Normalise → 3×3 conv (swish) → 3×3 conv, plus the input (1×1-projected if widths differ).
+
+    With a ``condition`` (chapter 13), a :class:`FiLM` layer gives the normalised features the
+    scale and shift that the normalisation itself leaves out.
+    """
     residual = x if x.shape[-1] == width else layers.Conv2D(width, 1)(x)
     x = layers.BatchNormalization(center=False, scale=False, momentum=norm_momentum)(x)
+    if condition is not None:
+        x = FiLM()([x, condition])
     x = layers.Conv2D(width, 3, padding="same", activation="swish")(x)
     x = layers.Conv2D(width, 3, padding="same")(x)
     return layers.Add()([x, residual])
 
 
-def down_block(x, skips: list, width: int, depth: int, norm_momentum: float = 0.99):
+def down_block(x, skips: list, width: int, depth: int, norm_momentum: float = 0.99,
+               condition=None):
     """``depth`` residual blocks, each output kept in ``skips``; then halve the resolution."""
     for _ in range(depth):
-        x = residual_block(x, width, norm_momentum)
+        x = residual_block(x, width, norm_momentum, condition)
         skips.append(x)
     return layers.AveragePooling2D(pool_size=2)(x)
 
 
-def up_block(x, skips: list, width: int, depth: int, norm_momentum: float = 0.99):
+def up_block(x, skips: list, width: int, depth: int, norm_momentum: float = 0.99,
+             condition=None):
     """Double the resolution; then ``depth`` residual blocks, each fed the matching skip."""
     x = layers.UpSampling2D(size=2, interpolation="bilinear")(x)
     for _ in range(depth):
         x = layers.Concatenate()([x, skips.pop()])
-        x = residual_block(x, width, norm_momentum)
+        x = residual_block(x, width, norm_momentum, condition)
     return x
 
 
 def build_unet(image_size: int, widths: Sequence[int] = (32, 64, 96, 128), block_depth: int = 2,
                embedding_dims: int = 32, channels: int = 3,
-               norm_momentum: float = 0.99) -> keras.Model:
+               norm_momentum: float = 0.99, condition_dims: int | None = None) -> keras.Model:
     """The denoising U-Net: (noisy images, noise variances) → predicted noise.
 
     Args:
@@ -166,9 +204,13 @@ def build_unet(image_size: int, widths: Sequence[int] = (32, 64, 96, 128), block
         embedding_dims: size of the sinusoidal embedding of the noise variance.
         channels: image channels.
         norm_momentum: momentum of the batch normalisations' moving statistics.
+        condition_dims: size of a conditioning vector (chapter 13's text embedding), or
+            ``None`` for an unconditional network. The vector goes through one dense layer
+            (swish) shared by every residual block, whose :class:`FiLM` reads it.
 
     Returns:
-        A functional model with inputs ``(N, size, size, channels)`` and ``(N, 1, 1, 1)``.
+        A functional model with inputs ``(N, size, size, channels)`` and ``(N, 1, 1, 1)``, and
+        ``(N, condition_dims)`` when conditioned.
     """
     if image_size % 2 ** (len(widths) - 1):
         raise ValueError(f"image_size {image_size} is not divisible by 2**{len(widths) - 1}")
@@ -179,18 +221,24 @@ def build_unet(image_size: int, widths: Sequence[int] = (32, 64, 96, 128), block
     e = layers.UpSampling2D(size=image_size, interpolation="nearest")(e)
     x = layers.Conv2D(widths[0], 1)(noisy_images)
     x = layers.Concatenate()([x, e])
+    inputs, c = [noisy_images, noise_variances], None
+    if condition_dims:
+        conditions = keras.Input((condition_dims,), name="conditions")
+        inputs.append(conditions)
+        c = layers.Dense(4 * embedding_dims, activation="swish")(conditions)
 
     skips: list = []
     for width in widths[:-1]:
-        x = down_block(x, skips, width, block_depth, norm_momentum)
+        x = down_block(x, skips, width, block_depth, norm_momentum, c)
     for _ in range(block_depth):
-        x = residual_block(x, widths[-1], norm_momentum)
+        x = residual_block(x, widths[-1], norm_momentum, c)
     for width in reversed(widths[:-1]):
-        x = up_block(x, skips, width, block_depth, norm_momentum)
+        x = up_block(x, skips, width, block_depth, norm_momentum, c)
 
     # zero-initialised output: the untrained network predicts "no noise"
     outputs = layers.Conv2D(channels, 1, kernel_initializer="zeros")(x)
-    return keras.Model([noisy_images, noise_variances], outputs, name="residual_unet")
+    name = "conditional_unet" if condition_dims else "residual_unet"
+    return keras.Model(inputs, outputs, name=name)
 
 
 # --------------------------------------------------------------------------- the diffusion model
@@ -299,6 +347,94 @@ class DiffusionModel(keras.Model):
         """``num_images`` new images: Gaussian noise (seeded), denoised by :meth:`generate`."""
         noise = keras.random.normal((num_images, *self.image_shape), seed=seed)
         return self.generate(noise, diffusion_steps, eta=eta, seed=seed + 1)
+
+
+class ConditionalDiffusionModel(DiffusionModel):
+    """A DDIM model of images given a condition vector, sampled with classifier-free guidance.
+
+    ``network`` is a :func:`build_unet` with ``condition_dims``. Training data is a dict
+    ``{"images": (N, S, S, C), "conditions": (N, E)}``. While training, each condition is
+    replaced by zeros with probability ``condition_dropout``, so one network learns both the
+    conditional noise estimate ``ε(x, c)`` and the unconditional one ``ε(x, ∅)``
+    {Ho & Salimans 2022}. Sampling with guidance scale ``s`` uses
+    ``ε(x, ∅) + s (ε(x, c) - ε(x, ∅))``: ``s = 0`` ignores the condition, ``s = 1`` is the plain
+    conditional model, ``s > 1`` pushes further along the direction the condition adds.
+    """
+
+    def __init__(self, network: keras.Model, schedule: str = "offset_cosine", seed: int = 0,
+                 min_signal_rate: float = MIN_SIGNAL_RATE, condition_dropout: float = 0.1,
+                 **kwargs):
+        super().__init__(network, schedule, seed, min_signal_rate, **kwargs)
+        if len(network.inputs) != 3:
+            raise ValueError("a conditional model needs a U-Net built with condition_dims")
+        if not 0.0 <= condition_dropout < 1.0:
+            raise ValueError(f"condition_dropout must be in [0, 1); got {condition_dropout}")
+        self.condition_dropout = condition_dropout
+        self.condition_dims = int(network.inputs[2].shape[-1])
+        self._conditions, self._guidance = None, 1.0
+
+    def call(self, inputs, training=False):
+        images = self.normalizer(inputs["images"])
+        conditions = ops.cast(inputs["conditions"], "float32")
+        batch = ops.shape(images)[0]
+        noises = keras.random.normal(ops.shape(images), seed=self.seed_generator)
+        times = keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator)
+        if training and self.condition_dropout > 0:  # caption dropout: learn ε(x, ∅) too
+            keep = keras.random.uniform((batch, 1), seed=self.seed_generator)
+            conditions = conditions * ops.cast(keep >= self.condition_dropout, "float32")
+        noise_rates, signal_rates = self.schedule(times)
+        noisy_images = signal_rates * images + noise_rates * noises
+        predicted_noises = self.network([noisy_images, noise_rates**2, conditions],
+                                        training=training)
+        return noises, predicted_noises
+
+    def guided_noise(self, noisy_images, noise_variances, conditions, guidance_scale: float):
+        """Classifier-free guidance: ``ε(x, ∅) + s (ε(x, c) - ε(x, ∅))``, one batched call."""
+        x = ops.convert_to_numpy(noisy_images)
+        v = ops.convert_to_numpy(noise_variances)
+        c = np.asarray(conditions, dtype="float32")
+        if guidance_scale == 1.0:  # the conditional estimate alone
+            return self.network.predict_on_batch([x, v, c])
+        if guidance_scale == 0.0:  # the unconditional estimate alone
+            return self.network.predict_on_batch([x, v, np.zeros_like(c)])
+        both = self.network.predict_on_batch([np.concatenate([x, x]), np.concatenate([v, v]),
+                                              np.concatenate([c, np.zeros_like(c)])])
+        conditional, unconditional = np.split(np.asarray(both), 2)
+        return unconditional + guidance_scale * (conditional - unconditional)
+
+    def denoise(self, noisy_images, noise_rates, signal_rates):
+        """The guided noise estimate for the conditions :meth:`generate` is sampling."""
+        predicted_noises = ops.convert_to_tensor(self.guided_noise(
+            noisy_images, noise_rates**2, self._conditions, self._guidance))
+        predicted_images = (noisy_images - noise_rates * predicted_noises) / signal_rates
+        return predicted_noises, predicted_images
+
+    def generate(self, initial_noise, conditions, diffusion_steps: int,
+                 guidance_scale: float = 1.0, eta: float = 0.0, seed: int = 0,
+                 batch_size: int = 256) -> np.ndarray:
+        """Images for ``conditions`` (one row per image) from ``initial_noise``, guided by
+        ``guidance_scale``; otherwise as :meth:`DiffusionModel.generate`."""
+        noise = ops.convert_to_numpy(initial_noise)
+        conditions = np.asarray(conditions, dtype="float32")
+        if conditions.shape != (len(noise), self.condition_dims):
+            raise ValueError(f"conditions must be ({len(noise)}, {self.condition_dims}); "
+                             f"got {conditions.shape}")
+        out = []
+        try:
+            for i in range(0, len(noise), batch_size):
+                self._conditions, self._guidance = conditions[i:i + batch_size], guidance_scale
+                chunk = noise[i:i + batch_size]
+                out.append(DiffusionModel.generate(self, chunk, diffusion_steps, eta, seed + i,
+                                                   batch_size=len(chunk)))
+        finally:
+            self._conditions, self._guidance = None, 1.0
+        return np.concatenate(out)
+
+    def sample(self, conditions, diffusion_steps: int, guidance_scale: float = 1.0,
+               eta: float = 0.0, seed: int = 0) -> np.ndarray:
+        """One image per row of ``conditions``, from seeded Gaussian noise."""
+        noise = keras.random.normal((len(conditions), *self.image_shape), seed=seed)
+        return self.generate(noise, conditions, diffusion_steps, guidance_scale, eta, seed + 1)
 
 
 def spherical_interpolation(a, b, weights) -> np.ndarray:

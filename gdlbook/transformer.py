@@ -110,6 +110,9 @@ class CausalSelfAttention(layers.Layer):
     """Multi-head self-attention in which position ``t`` sees only positions ``s <= t``.
 
     ``call(x, return_attention=True)`` also returns the attention weights ``(B, H, T, T)``.
+    With ``causal=False`` every position sees every other (an encoder's attention, the text
+    encoder of chapter 13); ``call(x, key_mask=m)`` with ``m`` ``(B, T)``, true at real tokens,
+    hides padding from every query.
 
     Args:
         n_embd: channels ``C`` of the input and output.
@@ -122,15 +125,16 @@ class CausalSelfAttention(layers.Layer):
             the explicit path is also taken when the weights are asked for.
         bias: give the two linear layers a bias (nanoGPT's Shakespeare model has none).
         proj_std: standard deviation of the output projection's initial weights.
+        causal: hide later positions (a decoder); ``False`` for an encoder.
     """
 
     def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, fused: bool = False,
-                 bias: bool = True, proj_std: float = 0.02, **kwargs):
+                 bias: bool = True, proj_std: float = 0.02, causal: bool = True, **kwargs):
         super().__init__(**kwargs)
         if n_embd % n_head:
             raise ValueError(f"n_embd={n_embd} is not a multiple of n_head={n_head}")
         self.n_embd, self.n_head, self.dropout, self.fused = n_embd, n_head, dropout, fused
-        self.bias, self.proj_std = bias, proj_std
+        self.bias, self.proj_std, self.causal = bias, proj_std, causal
         self.head_dim = n_embd // n_head
         self.qkv = layers.Dense(3 * n_embd, use_bias=bias, kernel_initializer=_init(),
                                 name="qkv")
@@ -144,19 +148,23 @@ class CausalSelfAttention(layers.Layer):
         self.proj.build(input_shape)
         self.built = True
 
-    def call(self, x, training=None, return_attention: bool = False):
+    def call(self, x, training=None, return_attention: bool = False, key_mask=None):
         length = ops.shape(x)[1]
         qkv = ops.reshape(self.qkv(x), (-1, length, 3, self.n_head, self.head_dim))
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]          # each (B, T, H, D)
         weights = None
         drops = bool(training) and self.dropout > 0
-        if self.fused and not return_attention and not drops:
-            y = ops.dot_product_attention(q, k, v, is_causal=True)   # (B, T, H, D)
+        if self.fused and not return_attention and not drops and key_mask is None:
+            y = ops.dot_product_attention(q, k, v, is_causal=self.causal)   # (B, T, H, D)
         else:
             q, k, v = (ops.transpose(a, (0, 2, 1, 3)) for a in (q, k, v))   # (B, H, T, D)
             scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))          # (B, H, T, T)
             scores = ops.cast(scores, "float32") / math.sqrt(self.head_dim)
-            scores = ops.where(causal_mask(length), scores, float("-inf"))
+            if self.causal:
+                scores = ops.where(causal_mask(length), scores, float("-inf"))
+            if key_mask is not None:                                # padding is never seen
+                keys = ops.reshape(ops.cast(key_mask, "bool"), (-1, 1, 1, length))
+                scores = ops.where(keys, scores, float("-inf"))
             weights = ops.softmax(scores, axis=-1)                  # rows sum to one
             y = ops.matmul(self.attn_drop(ops.cast(weights, v.dtype), training=training), v)
             y = ops.transpose(y, (0, 2, 1, 3))                      # (B, T, H, D)
@@ -167,7 +175,7 @@ class CausalSelfAttention(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "n_embd": self.n_embd, "n_head": self.n_head,
                 "dropout": self.dropout, "fused": self.fused, "bias": self.bias,
-                "proj_std": self.proj_std}
+                "proj_std": self.proj_std, "causal": self.causal}
 
 
 @keras.saving.register_keras_serializable(package="gdlbook")
@@ -186,16 +194,20 @@ class TransformerBlock(layers.Layer):
         bias: biases in the linear layers and LayerNorms (``False``: none, as in nanoGPT).
         proj_std: initial standard deviation of the two layers that write into the residual
             stream (attention output ``proj`` and MLP output ``fc_out``); the others use 0.02.
+        causal: causal attention (a decoder, the default) or not (an encoder: chapter 13);
+            ``call(x, key_mask=m)`` hides the padding of an encoder's input.
     """
 
     def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, mlp_ratio: int = 4,
-                 fused: bool = False, bias: bool = True, proj_std: float = 0.02, **kwargs):
+                 fused: bool = False, bias: bool = True, proj_std: float = 0.02,
+                 causal: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.n_embd, self.n_head, self.dropout = n_embd, n_head, dropout
         self.mlp_ratio, self.fused, self.bias, self.proj_std = mlp_ratio, fused, bias, proj_std
+        self.causal = causal
         self.ln1 = layers.LayerNormalization(epsilon=1e-5, center=bias, name="ln1")
         self.attn = CausalSelfAttention(n_embd, n_head, dropout, fused=fused, bias=bias,
-                                        proj_std=proj_std, name="attn")
+                                        proj_std=proj_std, causal=causal, name="attn")
         self.ln2 = layers.LayerNormalization(epsilon=1e-5, center=bias, name="ln2")
         self.fc = layers.Dense(mlp_ratio * n_embd, activation="gelu", use_bias=bias,
                                kernel_initializer=_init(), name="fc")
@@ -210,8 +222,9 @@ class TransformerBlock(layers.Layer):
         self.fc_out.build((*input_shape[:-1], self.mlp_ratio * self.n_embd))
         self.built = True
 
-    def call(self, x, training=None, return_attention: bool = False):
-        a = self.attn(self.ln1(x), training=training, return_attention=return_attention)
+    def call(self, x, training=None, return_attention: bool = False, key_mask=None):
+        a = self.attn(self.ln1(x), training=training, return_attention=return_attention,
+                      key_mask=key_mask)
         if return_attention:
             a, weights = a
         x = x + a
@@ -221,7 +234,7 @@ class TransformerBlock(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "n_embd": self.n_embd, "n_head": self.n_head,
                 "dropout": self.dropout, "mlp_ratio": self.mlp_ratio, "fused": self.fused,
-                "bias": self.bias, "proj_std": self.proj_std}
+                "bias": self.bias, "proj_std": self.proj_std, "causal": self.causal}
 
 
 @keras.saving.register_keras_serializable(package="gdlbook")

@@ -31,3 +31,5 @@ __all__ = [
     "CorruptDataError", "DataError", "DataNotFoundError", "Dataset", "File", "Format",
     "UnsafeArchiveError", "cache_dir", "dataset", "load", "names", "register", "safe_extract",
 ]
+
+from .shapes import Scenes, captioned_shapes  # noqa: E402  (chapter 13's generated data)
