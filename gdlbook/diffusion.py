@@ -249,15 +249,22 @@ class DiffusionModel(keras.Model):
 
     ``call(images)`` draws a noise level and a noise image per example, mixes them with the
     (normalised) images and returns ``(noises, predicted_noises)``; :meth:`compute_loss` is
-    their mean absolute error. The ``normalizer`` must be adapted on the training images before
-    training.
+    their mean absolute error (``noise_loss="mae"``, chapter 8) or mean squared error
+    (``"mse"``, the DDPM objective). The squared error's minimiser is the posterior *mean* of
+    the noise, which is what the DDIM update assumes; the absolute error's is its per-pixel
+    *median*, which for sparse images (a few coloured pixels on a plain background) is the
+    background, so samples come out nearly empty (chapter 13). The ``normalizer`` must be
+    adapted on the training images before training.
     """
 
     def __init__(self, network: keras.Model, schedule: str = "offset_cosine", seed: int = 0,
-                 min_signal_rate: float = MIN_SIGNAL_RATE, **kwargs):
+                 min_signal_rate: float = MIN_SIGNAL_RATE, noise_loss: str = "mae", **kwargs):
         super().__init__(**kwargs)
         if schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {schedule!r}; choose from {sorted(SCHEDULES)}")
+        if noise_loss not in ("mae", "mse"):
+            raise ValueError(f"unknown noise_loss {noise_loss!r}; choose from 'mae', 'mse'")
+        self.noise_loss = noise_loss
         self.network = network
         self.schedule_name = schedule
         self.schedule = SCHEDULES[schedule]
@@ -280,6 +287,8 @@ class DiffusionModel(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         noises, predicted_noises = y_pred
+        if self.noise_loss == "mse":
+            return ops.mean(ops.square(noises - predicted_noises))
         return ops.mean(ops.abs(noises - predicted_noises))
 
     def denormalize(self, images):
@@ -363,8 +372,8 @@ class ConditionalDiffusionModel(DiffusionModel):
 
     def __init__(self, network: keras.Model, schedule: str = "offset_cosine", seed: int = 0,
                  min_signal_rate: float = MIN_SIGNAL_RATE, condition_dropout: float = 0.1,
-                 **kwargs):
-        super().__init__(network, schedule, seed, min_signal_rate, **kwargs)
+                 noise_loss: str = "mse", **kwargs):
+        super().__init__(network, schedule, seed, min_signal_rate, noise_loss, **kwargs)
         if len(network.inputs) != 3:
             raise ValueError("a conditional model needs a U-Net built with condition_dims")
         if not 0.0 <= condition_dropout < 1.0:
