@@ -176,13 +176,28 @@ CHECKS = """
         "float32")])) - feats).max())
     net = diffusion.build_unet(16, (8, 16), 1, 16, condition_dims=6, norm_momentum=0.9)
     out["unet_inputs"] = [list(i.shape[1:]) for i in net.inputs]
-    model = diffusion.ConditionalDiffusionModel(net, seed=1, condition_dropout=0.2)
+    model = diffusion.ConditionalDiffusionModel(net, seed=1, condition_dropout=0.2,
+                                                noise_loss="mae")
     images = data.images[:64]
     conds = rng.normal(size=(64, 6)).astype("float32")
     model.normalizer.adapt(images)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     h = model.fit({"images": images, "conditions": conds}, batch_size=32, epochs=2, verbose=0)
     out["cond_loss"] = h.history["loss"]
+    # the two noise losses, against NumPy
+    e1 = rng.normal(size=(2, 16, 16, 3)).astype("float32")
+    e2 = rng.normal(size=(2, 16, 16, 3)).astype("float32")
+    mse_model = diffusion.ConditionalDiffusionModel(net, seed=1)
+    out["loss_default"] = mse_model.noise_loss
+    out["mse_err"] = abs(float(np_(mse_model.compute_loss(y_pred=(e1, e2))))
+                         - float(np.mean((e1 - e2) ** 2)))
+    out["mae_err"] = abs(float(np_(model.compute_loss(y_pred=(e1, e2))))
+                         - float(np.mean(np.abs(e1 - e2))))
+    try:
+        diffusion.DiffusionModel(diffusion.build_unet(16, (8, 16), 1, 16), noise_loss="l3")
+        out["bad_loss"] = "no error"
+    except ValueError as err:
+        out["bad_loss"] = str(err)
     xn = rng.normal(size=(3, 16, 16, 3)).astype("float32")
     v = np.full((3, 1, 1, 1), 0.5, "float32")
     c = conds[:3]
@@ -252,3 +267,9 @@ def test_film_conditional_unet_and_guidance(run):
     assert gen["shape"] == [3, 16, 16, 3] and gen["finite"]
     assert gen["chunks"] < 1e-4 and gen["scale_matters"] > 1e-4
     assert "conditions must be" in run["bad_cond"]
+
+
+def test_noise_losses_match_numpy(run):
+    assert run["loss_default"] == "mse"   # chapter 13's conditional model: the mean, not the median
+    assert run["mse_err"] < 1e-5 and run["mae_err"] < 1e-5
+    assert "unknown noise_loss" in run["bad_loss"]
