@@ -24,6 +24,7 @@ from keras import layers, ops
 
 from gdlbook.gradients import value_and_grad
 from gdlbook.training import StatefulStepModel
+from gdlbook.upsampling import Conv2DTranspose
 
 
 def _n_doublings(image_size: int) -> int:
@@ -45,16 +46,16 @@ def build_generator(input_dim: int, image_size: int = 64, channels: int = 3, wid
     n = _n_doublings(image_size)
     z = keras.Input((input_dim,), name="z")
     x = layers.Reshape((1, 1, input_dim))(z)
-    x = layers.Conv2DTranspose(width * 2 ** (n - 1), 4, strides=1, padding="valid",
-                               use_bias=False)(x)
+    x = Conv2DTranspose(width * 2 ** (n - 1), 4, strides=1, padding="valid",
+                        use_bias=False)(x)
     x = layers.BatchNormalization(momentum=bn_momentum)(x)
     x = layers.LeakyReLU(0.2)(x)
     for i in range(n - 2, -1, -1):
-        x = layers.Conv2DTranspose(width * 2 ** i, 4, strides=2, padding="same", use_bias=False)(x)
+        x = Conv2DTranspose(width * 2 ** i, 4, strides=2, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization(momentum=bn_momentum)(x)
         x = layers.LeakyReLU(0.2)(x)
-    image = layers.Conv2DTranspose(channels, 4, strides=2, padding="same",
-                                   activation="tanh")(x)
+    image = Conv2DTranspose(channels, 4, strides=2, padding="same",
+                            activation="tanh")(x)
     return keras.Model(z, image, name=name)
 
 

@@ -26,6 +26,7 @@ from keras import layers, ops
 from gdlbook import progress, sampling
 from gdlbook.gans import WGANGP
 from gdlbook.transformer import TokenAndPositionEmbedding, TransformerBlock, block_attention_maps
+from gdlbook.upsampling import Conv2DTranspose
 
 __all__ = ["MusicTransformer", "generate", "build_musegan_generator", "build_musegan_critic",
            "MuseGAN"]
@@ -142,9 +143,9 @@ def _temporal_network(z_dim: int, n_bars: int, width: int, name: str) -> keras.M
     """One vector ``(z_dim,)`` -> one vector per bar ``(n_bars, z_dim)`` (transposed convs in time)."""
     z = keras.Input((z_dim,))
     x = layers.Reshape((1, 1, z_dim))(z)
-    x = layers.Conv2DTranspose(width, (2, 1), padding="valid")(x)            # 2 bars
+    x = Conv2DTranspose(width, (2, 1), padding="valid")(x)                   # 2 bars
     x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
-    x = layers.Conv2DTranspose(z_dim, (n_bars - 1, 1), padding="valid")(x)   # n_bars
+    x = Conv2DTranspose(z_dim, (n_bars - 1, 1), padding="valid")(x)          # n_bars
     x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
     return keras.Model(z, layers.Reshape((n_bars, z_dim))(x), name=name)
 
@@ -168,12 +169,12 @@ def _bar_generator(input_dim: int, n_bars: int, n_steps: int, n_pitches: int, wi
     x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
     x = layers.Reshape((2, 1, 2 * width))(x)
     for _ in range(doublings):
-        x = layers.Conv2DTranspose(width, (2, 1), strides=(2, 1), padding="same")(x)
+        x = Conv2DTranspose(width, (2, 1), strides=(2, 1), padding="same")(x)
         x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
-    x = layers.Conv2DTranspose(width, (1, 7), strides=(1, 7), padding="same")(x)    # octaves
+    x = Conv2DTranspose(width, (1, 7), strides=(1, 7), padding="same")(x)           # octaves
     x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
-    x = layers.Conv2DTranspose(1, (1, 12), strides=(1, 12), padding="same",
-                               activation="tanh")(x)                               # semitones
+    x = Conv2DTranspose(1, (1, 12), strides=(1, 12), padding="same",
+                        activation="tanh")(x)                                      # semitones
     return keras.Model(v, ops.reshape(x, (-1, n_bars, n_steps, n_pitches, 1)), name=name)
 
 

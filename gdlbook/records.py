@@ -27,7 +27,6 @@ import base64
 import datetime as _dt
 import hashlib
 import io
-import json
 import os
 import sys
 import time

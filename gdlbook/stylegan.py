@@ -29,7 +29,6 @@ convolutions, which ``keras.ops`` lacks.
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import keras
 import numpy as np

@@ -95,7 +95,12 @@ class TokenAndPositionEmbedding(layers.Layer):
         length = ops.shape(tokens)[-1]
         x = self.token(tokens)
         if self.positional == "learned":
-            pos = self.position(ops.arange(length))
+            # the first `length` rows, by slicing: the same as looking up positions 0..T-1, but
+            # its gradient is a dense tensor on every backend. A lookup's gradient on TensorFlow
+            # is an IndexedSlices, and Keras's Adam squares its slices before summing repeated
+            # rows: under tf.distribute every replica adds a slice for each position, and Adam's
+            # second moment would depend on the number of replicas (appendix A).
+            pos = self.position.embeddings[:length]
         else:
             pos = ops.convert_to_tensor(self.table)[:length]
         return x + ops.cast(pos, x.dtype)              # (B, T, C) + (T, C)

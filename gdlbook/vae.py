@@ -23,9 +23,11 @@ from typing import Literal, Sequence
 import keras
 from keras import layers, ops
 
+from gdlbook.upsampling import Conv2DTranspose
+
 
 def _conv_block(x, filters: int, *, transpose: bool, batch_norm: bool, bn_momentum: float):
-    conv = layers.Conv2DTranspose if transpose else layers.Conv2D
+    conv = Conv2DTranspose if transpose else layers.Conv2D
     if batch_norm:
         x = conv(filters, 3, strides=2, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization(momentum=bn_momentum)(x)

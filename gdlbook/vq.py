@@ -28,6 +28,7 @@ from keras import layers, ops
 from gdlbook import sampling
 from gdlbook.gradients import value_and_grad
 from gdlbook.training import StatefulStepModel
+from gdlbook.upsampling import Conv2DTranspose
 
 # --------------------------------------------------------------------------- quantisation
 
@@ -234,10 +235,10 @@ def build_vq_decoder(grid_size: int = 8, channels: int = 3, code_dim: int = 16, 
         x = _res_block(x, width, f"res{i}")
     x = layers.ReLU()(x)
     for i in range(upsamples - 1):
-        x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", activation="relu",
-                                   name=f"up{i}")(x)
-    image = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="tanh",
-                                   name=f"up{upsamples - 1}")(x)
+        x = Conv2DTranspose(width, 4, strides=2, padding="same", activation="relu",
+                            name=f"up{i}")(x)
+    image = Conv2DTranspose(channels, 4, strides=2, padding="same", activation="tanh",
+                            name=f"up{upsamples - 1}")(x)
     return keras.Model(z, image, name=name)
 
 

@@ -49,7 +49,7 @@ class GoldenError(RuntimeError):
 
 
 def chapters() -> list[Path]:
-    return sorted(CHAPTERS.glob("[0-9]*.md"))
+    return sorted(CHAPTERS.glob("[0-9A-Z][0-9]_*.md"))
 
 
 def golden_cells(nb) -> list:

@@ -28,7 +28,7 @@ def notebooks(tmp_path_factory):
 
 
 def test_every_chapter_of_the_toc_has_a_notebook(notebooks):
-    chapters = sorted(p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]_*.md"))
+    chapters = sorted(p.stem for p in (ROOT / "chapters").glob("[0-9A-Z][0-9]_*.md"))
     assert sorted(notebooks) == chapters
 
 

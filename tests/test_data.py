@@ -473,7 +473,7 @@ def _chapter_datasets() -> dict[str, set[str]]:
 
     root = Path(__file__).resolve().parents[1]
     used: dict[str, set[str]] = {}
-    for chapter in sorted((root / "chapters").glob("[0-9][0-9]_*.md")):
+    for chapter in sorted((root / "chapters").glob("[0-9A-Z][0-9]_*.md")):
         text = chapter.read_text(encoding="utf-8")
         names = set(re.findall(r'data\.load\(\s*"(\w+)"', text))
         if "data.load(cfg.dataset" in text:

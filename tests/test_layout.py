@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = sorted((ROOT / "chapters").glob("[0-9]*.md"))
+CHAPTERS = sorted((ROOT / "chapters").glob("[0-9A-Z][0-9]_*.md"))  # appendices: A1_...
 
 
 def test_top_level():

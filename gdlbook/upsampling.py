@@ -1,0 +1,108 @@
+"""A transposed convolution computed as a sub-pixel convolution: the same layer, a faster gradient.
+
+A stride-``s`` transposed convolution writes each input pixel, multiplied by the kernel, into an
+``s × s`` block of the output, overlapping its neighbours. Every output pixel of one *phase*
+(its row and column modulo ``s``) receives contributions from the same few kernel taps. So the
+layer can be computed at the input's resolution instead: one ordinary convolution whose
+``s·s·filters`` output channels are the phases, then a *depth-to-space* rearrangement that
+interleaves them into the ``s``-times larger image (Shi et al.'s sub-pixel convolution,
+``shi2016real``). The kernel of that convolution is gathered from the transposed convolution's own
+kernel, so the weights, the saved files and the function computed are those of
+``keras.layers.Conv2DTranspose``; only the arithmetic is arranged differently.
+
+Why bother: on a CPU, XLA (the JAX backend) computes the gradient of a transposed convolution
+with respect to its kernel far more slowly than that of an ordinary convolution (a minimal
+reproduction is ``benchmarks/conv_transpose_xla.py``). :class:`Conv2DTranspose` therefore takes
+the sub-pixel route on JAX for ``padding="same"``, and leaves TensorFlow and PyTorch, whose own
+kernels are fast, on ``keras.ops.conv_transpose``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import keras
+from keras import layers, ops
+
+
+def _phase_taps(kernel: int, stride: int) -> tuple[int, np.ndarray]:
+    """For one spatial axis: the low-resolution offset ``j0`` of the first tap and, for every
+    offset ``j`` and phase ``a``, the kernel tap ``t`` that maps input ``m + j0 + j`` to output
+    ``s·m + a`` (or -1 where none does).
+
+    With ``"same"`` padding Keras pads the transposed convolution by ``p = max(K - s, 0) // 2``
+    on the left, so that output ``o = s·i + t - p`` receives ``x[i]·k[t]``. For
+    ``o = s·m + a`` and ``i = m + j`` the tap is ``t = a + p - s·j``.
+    """
+    pad = max(kernel - stride, 0) // 2
+    lo = min(-((kernel - 1 - a - pad) // stride) for a in range(stride))   # ceil((a+p-K+1)/s)
+    hi = max((a + pad) // stride for a in range(stride))
+    taps = np.full((hi - lo + 1, stride), -1, dtype=np.int64)
+    for j in range(lo, hi + 1):
+        for a in range(stride):
+            t = a + pad - stride * j
+            if 0 <= t < kernel:
+                taps[j - lo, a] = t
+    return lo, taps
+
+
+@keras.saving.register_keras_serializable(package="gdlbook")
+class Conv2DTranspose(layers.Conv2DTranspose):
+    """``keras.layers.Conv2DTranspose`` that runs as a sub-pixel convolution where that pays.
+
+    Same arguments, weights (``kernel`` of shape ``(kh, kw, filters, in_channels)``, ``bias``)
+    and outputs as the Keras layer. With ``subpixel=None`` (the default) the sub-pixel route is
+    taken on the JAX backend only; ``True`` or ``False`` force it on or off. It applies to
+    ``padding="same"``, channels-last data, no dilation and no ``output_padding``; any other
+    configuration runs the Keras layer's own code.
+    """
+
+    def __init__(self, *args, subpixel: bool | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.subpixel = subpixel
+
+    def _uses_subpixel(self) -> bool:
+        applicable = (self.padding == "same" and self.data_format == "channels_last"
+                      and tuple(self.dilation_rate) == (1, 1) and self.output_padding is None
+                      and max(self.strides) > 1)
+        wanted = keras.backend.backend() == "jax" if self.subpixel is None else self.subpixel
+        return applicable and wanted
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        (self._lo_h, taps_h), (self._lo_w, taps_w) = _phase_taps(kh, sh), _phase_taps(kw, sw)
+        # index into the kernel flattened over (kh, kw), for [jh, jw, a_h, a_w]; -1 = no tap
+        th, tw = taps_h[:, None, :, None], taps_w[None, :, None, :]
+        valid = (th >= 0) & (tw >= 0)
+        self._tap_index = np.where(valid, th * kw + tw, 0).astype("int32")
+        self._tap_mask = valid.astype(self.compute_dtype)
+        self._window = (taps_h.shape[0], taps_w.shape[0])
+
+    def subpixel_kernel(self):
+        """The low-resolution convolution's kernel, ``(jh, jw, in_channels, sh·sw·filters)``."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        jh, jw = self._window
+        flat = ops.reshape(self.kernel, (kh * kw, self.filters, -1))
+        taps = ops.take(flat, ops.reshape(self._tap_index, (-1,)), axis=0)
+        taps = ops.reshape(taps, (jh, jw, sh, sw, self.filters, -1))
+        taps = taps * ops.reshape(ops.convert_to_tensor(self._tap_mask), (jh, jw, sh, sw, 1, 1))
+        taps = ops.transpose(taps, (0, 1, 5, 2, 3, 4))          # jh, jw, in, sh, sw, filters
+        return ops.reshape(taps, (jh, jw, -1, sh * sw * self.filters))
+
+    def call(self, inputs):
+        if not self._uses_subpixel():
+            return super().call(inputs)
+        (sh, sw), (jh, jw) = self.strides, self._window
+        pad = [[0, 0], [-self._lo_h, jh - 1 + self._lo_h], [-self._lo_w, jw - 1 + self._lo_w],
+               [0, 0]]
+        y = ops.conv(ops.pad(inputs, pad), self.subpixel_kernel(), padding="valid")
+        shape = ops.shape(y)
+        y = ops.reshape(y, (shape[0], shape[1], shape[2], sh, sw, self.filters))
+        y = ops.transpose(y, (0, 1, 3, 2, 4, 5))                # depth to space
+        y = ops.reshape(y, (shape[0], shape[1] * sh, shape[2] * sw, self.filters))
+        if self.use_bias:
+            y = y + self.bias
+        return self.activation(y) if self.activation is not None else y
+
+    def get_config(self):
+        return {**super().get_config(), "subpixel": self.subpixel}
