@@ -1,0 +1,343 @@
+"""Benchmark: training steps per second of the book's main training loops.
+
+This folder holds scripts that measure speed; they are not tests and not run by CI (a unit test
+only checks that ``--tiny`` mode runs). This one times six ``fit()`` loops, built with the
+``gdlbook`` functions and the chapter's settings at the ``laptop`` profile's sizes:
+
+========  ==========================================================================
+vae       chapter 3: the Fashion-MNIST VAE (32×32, latent 2, batch 100, Adam)
+dcgan     chapter 4: DCGAN at 32×32, width 32, batch 128 (one step = D and G updates)
+wgan      chapter 4: WGAN-GP at 32×32, width 32, batch 128, 3 critic steps per G step
+pixelcnn  chapter 5: PixelCNN, 64 filters, 5 residual blocks, 16×16 images, 4 levels, batch 128
+unet      chapter 8: the DDIM U-Net, widths 32/64/96/128, depth 2, 32×32, batch 64, AdamW + EMA
+gpt       chapter 9: the GPT, 4 layers, 4 heads, 128 channels, context 64, batch 12
+========  ==========================================================================
+
+Each measurement is a fresh process: it builds the model, runs one warm-up epoch (compilation
+included), then ``--epochs`` timed epochs of ``--steps`` steps; a callback reads the clock at
+each epoch's start and end, so the figure is training alone (no validation, ``verbose=0``).
+``--rounds`` repeats every (loop, configuration) pair, interleaved round by round so that a
+change in the machine's load hits every configuration alike; the table gives the median and
+the minimum over rounds of each round's mean steps/s.
+
+The timed loops are the book's models; the inputs are the real data for the VAE (Fashion-MNIST,
+as in chapter 3) and random arrays of the chapters' shapes for the others (the cost of a step does
+not depend on the pixel values; the GPT's windows still come from chapter 9's ``RandomWindows``).
+
+Backends: ``--backends tensorflow,torch,jax`` (default: ``KERAS_BACKEND``, else TensorFlow); each
+worker process gets ``KERAS_BACKEND`` set.
+
+Side by side with Foster's own code (:cite:`foster2023generative`, the notebooks of
+``davidADSP/Generative_Deep_Learning_2nd_Edition``, Keras 2 / tf-keras). Nothing of it is copied
+here: ``--foster CHECKOUT`` names a checkout of that repository and ``--foster-python`` an
+interpreter with TensorFlow and ``tf-keras`` (``pip install tensorflow tf-keras matplotlib
+scipy``). The worker reads the code cells of ``notebooks/03_vae/02_vae_fashion/vae_fashion.ipynb``
+from the checkout and runs them, with ``TF_USE_LEGACY_KERAS=1``, up to the ``compile`` call, with
+``fashion_mnist.load_data`` returning the same 20,000 training images as our run (its ``display``
+calls draw nothing: ``MPLBACKEND=Agg``), then calls the notebook's ``vae.fit`` with the same
+batch, epochs and timing callback as ours, without its checkpoint and TensorBoard callbacks.
+Only the VAE has a Foster counterpart here::
+
+    git clone https://github.com/davidADSP/Generative_Deep_Learning_2nd_Edition /tmp/foster
+    python -m venv /tmp/fenv && /tmp/fenv/bin/pip install tensorflow tf-keras matplotlib scipy
+    python benchmarks/train_throughput.py --loops vae --backends tensorflow,torch,jax \\
+        --foster /tmp/foster --foster-python /tmp/fenv/bin/python --rounds 3
+
+Other options: ``--steps``, ``--epochs``, ``--jit-compile auto|true|false`` (``compile``'s
+``jit_compile``), ``--steps-per-execution N``, ``--json FILE`` (every measurement),
+``--tiny`` (small sizes, one round, for a quick check). Run from the repository root with the
+package importable (``pip install -e .`` or ``PYTHONPATH=.``); set ``GDL_DATA_DIR`` for the
+offline Fashion-MNIST.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+LOOPS = ("vae", "dcgan", "wgan", "pixelcnn", "unet", "gpt")
+FOSTER_VAE = "notebooks/03_vae/02_vae_fashion/vae_fashion.ipynb"
+N_IMAGES = 20_000   # the VAE's training images, both sides
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--loops", default=",".join(LOOPS),
+                   help=f"comma-separated, from {', '.join(LOOPS)} (default: all)")
+    p.add_argument("--backends", default=os.environ.get("KERAS_BACKEND", "tensorflow"))
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=3, help="timed epochs after the warm-up one")
+    p.add_argument("--steps", type=int, default=None,
+                   help="steps per epoch (default: 200 for the VAE, 40-100 for the others)")
+    p.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"))
+    p.add_argument("--steps-per-execution", type=int, default=1)
+    p.add_argument("--foster", default=None, help="a checkout of Foster's notebooks repository")
+    p.add_argument("--foster-python", default=None,
+                   help="a Python with TensorFlow and tf-keras for Foster's code")
+    p.add_argument("--json", default=None, help="write every measurement to this file")
+    p.add_argument("--tiny", action="store_true", help="small sizes and one round")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.loops = [x.strip() for x in args.loops.split(",") if x.strip()]
+    unknown = sorted(set(args.loops) - set(LOOPS))
+    if unknown:
+        p.error(f"unknown loop(s) {', '.join(unknown)}; choose from {', '.join(LOOPS)}")
+    args.backends = [x.strip() for x in args.backends.split(",") if x.strip()]
+    bad = sorted(set(args.backends) - {"tensorflow", "torch", "jax"})
+    if bad:
+        p.error(f"unknown backend(s) {', '.join(bad)}: tensorflow, torch or jax")
+    if (args.foster is None) != (args.foster_python is None):
+        p.error("--foster and --foster-python go together")
+    if args.foster and not os.path.isfile(os.path.join(args.foster, FOSTER_VAE)):
+        p.error(f"{args.foster} has no {FOSTER_VAE}: is it a checkout of Foster's repository?")
+    if args.tiny:
+        args.rounds, args.epochs = 1, 1
+    return args
+
+
+def _default_steps(loop: str, tiny: bool) -> int:
+    if tiny:
+        return 3
+    return {"vae": 200, "dcgan": 60, "wgan": 30, "pixelcnn": 40, "unet": 40, "gpt": 100}[loop]
+
+
+# --- the workers (one measurement each, in a fresh process) ---------------------------------
+
+class _EpochClock:
+    """A Keras callback (built lazily, so that either Keras can import it) timing epochs."""
+
+    @staticmethod
+    def make(keras):
+        class Clock(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.seconds = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._t0 = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.seconds.append(time.perf_counter() - self._t0)
+                self.last_logs = {k: float(v) for k, v in (logs or {}).items()}
+
+        return Clock()
+
+
+def _fashion(n: int):
+    import numpy as np
+
+    from gdlbook import data
+    x, y = data.load("fashion_mnist", "train", subset=n, seed=0, verbose=False)
+    return x, y, np.pad(x.astype("float32") / 255.0, ((0, 0), (2, 2), (2, 2)))[..., None]
+
+
+def _build(loop: str, tiny: bool, jit, spe: int):
+    """(model, fit arguments) of one of the book's loops, compiled as its chapter does."""
+    import keras
+    import numpy as np
+
+    from gdlbook import autoregressive, diffusion, gans, transformer, vae
+
+    rng = np.random.default_rng(0)
+    compile_kw = dict(jit_compile=jit, steps_per_execution=spe)
+    if loop == "vae":
+        _, _, x = _fashion(N_IMAGES if not tiny else 600)
+        model = vae.VAE(vae.conv_encoder((32, 32, 1), 2), vae.conv_decoder(2, (32, 32, 1)),
+                        beta=1.0, seed=0)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), **compile_kw)
+        return model, dict(x=x, batch_size=100)
+    if loop in ("dcgan", "wgan"):
+        width, batch = (8, 16) if tiny else (32, 128)
+        x = rng.uniform(-1, 1, (batch * 64, 32, 32, 3)).astype("float32")
+        if loop == "dcgan":
+            model = gans.DCGAN(gans.build_generator(100, 32, 3, width=width),
+                               gans.build_discriminator(32, 3, width=width),
+                               latent_dim=100, label_noise=0.1, seed=42)
+            beta_2 = 0.999
+        else:
+            model = gans.WGANGP(gans.build_generator(128, 32, 3, width=width),
+                                gans.build_discriminator(32, 3, width=width, batch_norm=False,
+                                                         output_activation=None, name="critic"),
+                                latent_dim=128, critic_steps=3, gp_weight=10.0, seed=42)
+            beta_2 = 0.9
+        model.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5, beta_2=beta_2),
+                      g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5, beta_2=beta_2),
+                      **compile_kw)
+        return model, dict(x=x, batch_size=batch)
+    if loop == "pixelcnn":
+        filters, blocks, batch = (16, 1, 16) if tiny else (64, 5, 128)
+        levels = rng.integers(0, 4, (batch * 64, 16, 16, 1))
+        model = autoregressive.build_pixelcnn(16, 4, filters, blocks)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      **compile_kw)
+        return model, dict(x=(levels / 3).astype("float32"), y=levels, batch_size=batch)
+    if loop == "unet":
+        widths, depth, batch = ((8, 16), 1, 8) if tiny else ((32, 64, 96, 128), 2, 64)
+        x = rng.uniform(0, 1, (batch * 64, 32, 32, 3)).astype("float32")
+        model = diffusion.DiffusionModel(
+            diffusion.build_unet(32, widths, depth, 32, norm_momentum=0.99),
+            schedule="offset_cosine", seed=42)
+        model.normalizer.adapt(x[:512])
+        model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=1e-4, use_ema=True,
+                                                       ema_momentum=0.99), **compile_kw)
+        return model, dict(x=x, batch_size=batch)
+    if loop == "gpt":
+        sizes = dict(context=16, n_layer=1, n_head=2, n_embd=32, batch=4) if tiny else \
+            dict(context=64, n_layer=4, n_head=4, n_embd=128, batch=12)
+        tokens = rng.integers(0, 65, 200_000)
+        model = transformer.build_gpt(65, sizes["context"], sizes["n_layer"], sizes["n_head"],
+                                      sizes["n_embd"], 0.0, tie_weights=True, bias=False,
+                                      scaled_init=True)
+        optimizer = keras.optimizers.AdamW(1e-3, weight_decay=0.1, beta_2=0.99, epsilon=1e-8,
+                                           global_clipnorm=1.0)
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        model.compile(optimizer=optimizer, **compile_kw,
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model, dict(windows=(tokens, sizes["context"], sizes["batch"]))
+    raise ValueError(loop)
+
+
+def _repeat(a, n: int):
+    """The first ``n`` rows of ``a`` repeated as often as needed (an epoch of exactly n)."""
+    import numpy as np
+    return np.concatenate([a] * -(-n // len(a)))[:n]
+
+
+def _fit_timed(keras, model, fit, steps: int, epochs: int) -> dict:
+    clock = _EpochClock.make(keras)
+    if "windows" in fit:
+        from gdlbook import transformer
+        tokens, context, batch = fit["windows"]
+        ds = transformer.RandomWindows(tokens, context, batch, steps=steps, seed=0)
+        model.fit(ds, epochs=1 + epochs, verbose=0, callbacks=[clock])
+    else:
+        n = steps * fit["batch_size"]
+        model.fit(_repeat(fit["x"], n), _repeat(fit["y"], n) if "y" in fit else None,
+                  batch_size=fit["batch_size"], epochs=1 + epochs, shuffle=True, verbose=0,
+                  callbacks=[clock])
+    timed = clock.seconds[1:]
+    return dict(steps_per_s=steps * len(timed) / sum(timed),
+                epoch_steps_per_s=[round(steps / s, 3) for s in clock.seconds],
+                last_logs=clock.last_logs)
+
+
+def worker_ours(loop: str, args) -> dict:
+    import keras
+
+    jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+    model, fit = _build(loop, args.tiny, jit, args.steps_per_execution)
+    out = _fit_timed(keras, model, fit, args.steps or _default_steps(loop, args.tiny),
+                     args.epochs)
+    return dict(out, params=int(model.count_params()))
+
+
+def worker_foster_vae(args) -> dict:
+    """Run Foster's VAE notebook code from ``args.foster`` (see the module's docstring)."""
+    import tensorflow as tf
+
+    n = 600 if args.tiny else N_IMAGES
+    x_raw, y_raw, _ = _fashion(n)
+    tf.keras.datasets.fashion_mnist.load_data = lambda: ((x_raw, y_raw), (x_raw[:500],
+                                                                          y_raw[:500]))
+    with open(os.path.join(args.foster, FOSTER_VAE), encoding="utf-8") as f:
+        cells = [c for c in json.load(f)["cells"] if c["cell_type"] == "code"]
+    sys.path.insert(0, args.foster)    # its cells import notebooks.utils
+    namespace: dict = {}
+    for cell in cells:
+        source = "".join(line for line in cell["source"] if not line.lstrip().startswith("%"))
+        exec(compile(source, FOSTER_VAE, "exec"), namespace)
+        if ".compile(" in source:
+            break
+    import tf_keras as keras
+
+    model = namespace["vae"]
+    if not isinstance(model, keras.Model):
+        raise RuntimeError("Foster's code did not run under tf-keras: set TF_USE_LEGACY_KERAS=1")
+    steps = args.steps or _default_steps("vae", args.tiny)
+    x = _repeat(namespace["x_train"], steps * namespace["BATCH_SIZE"])
+    clock = _EpochClock.make(keras)
+    model.fit(x, epochs=1 + args.epochs, batch_size=namespace["BATCH_SIZE"], shuffle=True,
+              verbose=0, callbacks=[clock])
+    timed = clock.seconds[1:]
+    params = model.encoder.count_params() + model.decoder.count_params()
+    return dict(steps_per_s=steps * len(timed) / sum(timed), params=int(params),
+                epoch_steps_per_s=[round(steps / s, 3) for s in clock.seconds],
+                last_logs=clock.last_logs)
+
+
+# --- the orchestrator -------------------------------------------------------------------------
+
+def _spawn(config: dict, args) -> dict:
+    here = os.path.abspath(__file__)
+    cmd = [config["python"], here, "--worker", config["worker"], "--epochs", str(args.epochs),
+           "--jit-compile", args.jit_compile,
+           "--steps-per-execution", str(args.steps_per_execution)]
+    if args.steps:
+        cmd += ["--steps", str(args.steps)]
+    if args.tiny:
+        cmd += ["--tiny"]
+    if args.foster:
+        cmd += ["--foster", args.foster, "--foster-python", args.foster_python]
+    env = dict(os.environ, KERAS_BACKEND=config["backend"], MPLBACKEND="Agg",
+               TF_CPP_MIN_LOG_LEVEL="2")
+    repo = os.path.dirname(os.path.dirname(here))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
+    if config.get("legacy"):
+        env["TF_USE_LEGACY_KERAS"] = "1"
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
+    if done.returncode or not lines:
+        raise RuntimeError(f"{config['label']} failed (exit {done.returncode}):\n"
+                           f"{done.stderr[-3000:]}")
+    result = json.loads(lines[-1][len("RESULT "):])
+    return dict(result, wall_s=round(time.perf_counter() - t0, 1))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        loop, _, backend = args.worker.partition(":")
+        result = worker_foster_vae(args) if loop == "foster-vae" else worker_ours(loop, args)
+        print("RESULT " + json.dumps(result))
+        return 0
+    configs = []
+    for loop in args.loops:
+        if loop == "vae" and args.foster:
+            configs.append(dict(loop="vae", label="vae  Foster's code, tf-keras",
+                                python=args.foster_python, worker="foster-vae",
+                                backend="tensorflow", legacy=True))
+        for backend in args.backends:
+            configs.append(dict(loop=loop, label=f"{loop:<9s}ours, {backend}",
+                                python=sys.executable, worker=loop, backend=backend))
+    results: dict = {c["label"]: [] for c in configs}
+    for r in range(args.rounds):
+        for c in configs:
+            res = _spawn(c, args)
+            results[c["label"]].append(res)
+            print(f"round {r + 1}  {c['label']:<34s} {res['steps_per_s']:7.2f} steps/s  "
+                  f"epochs {res['epoch_steps_per_s']}  ({res['wall_s']} s)", flush=True)
+    print(f"\n{'loop / configuration':<36s}{'steps/s median (min)':>22s}{'ratio':>8s}")
+    reference: dict = {}
+    for c in configs:
+        rates = [res["steps_per_s"] for res in results[c["label"]]]
+        med = statistics.median(rates)
+        reference.setdefault(c["loop"], med)
+        print(f"{c['label']:<36s}{med:>14.2f} ({min(rates):.2f}){med / reference[c['loop']]:>8.2f}")
+    print("(ratio: to the first configuration of the same loop)")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(dict(args={k: v for k, v in vars(args).items()}, results=results), f,
+                      indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

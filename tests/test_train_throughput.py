@@ -1,0 +1,38 @@
+"""The throughput benchmark (benchmarks/train_throughput.py) runs, and refuses bad arguments."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "train_throughput.py"
+
+
+def _run(*argv, timeout=300):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, str(SCRIPT), *argv], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_tiny_mode_times_two_loops(tmp_path):
+    out = tmp_path / "t.json"
+    proc = _run("--tiny", "--loops", "vae,gpt", "--backends", "tensorflow", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "vae      ours, tensorflow" in proc.stdout and "gpt      ours, tensorflow" in proc.stdout
+    results = json.loads(out.read_text())["results"]
+    vae = results["vae      ours, tensorflow"][0]
+    assert vae["params"] == 347_141   # chapter 3's VAE, as many weights as Foster's
+    # warm-up plus one timed epoch, each of 3 steps; the timed rate is the second epoch's
+    assert len(vae["epoch_steps_per_s"]) == 2
+    assert abs(vae["steps_per_s"] - vae["epoch_steps_per_s"][1]) < 1e-2 * vae["steps_per_s"]
+    assert "loss" in vae["last_logs"] and vae["last_logs"]["loss"] > 0
+
+
+def test_refuses_unknown_loops_backends_and_a_lone_foster():
+    for argv, message in ((["--loops", "vea"], "unknown loop"),
+                          (["--backends", "tensorflow,mxnet"], "unknown backend"),
+                          (["--foster", "/nonexistent"], "go together")):
+        proc = _run(*argv, timeout=60)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
