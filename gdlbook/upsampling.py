@@ -13,8 +13,17 @@ kernel, so the weights, the saved files and the function computed are those of
 Why bother: on a CPU, XLA (the JAX backend) computes the gradient of a transposed convolution
 with respect to its kernel far more slowly than that of an ordinary convolution (a minimal
 reproduction is ``benchmarks/conv_transpose_xla.py``). :class:`Conv2DTranspose` therefore takes
-the sub-pixel route on JAX for ``padding="same"``, and leaves TensorFlow and PyTorch, whose own
-kernels are fast, on ``keras.ops.conv_transpose``.
+the sub-pixel route on JAX for ``padding="same"``, and leaves TensorFlow on
+``keras.ops.conv_transpose``.
+
+On PyTorch the layer keeps the transposed convolution but changes the memory layout it runs in.
+Keras's PyTorch backend copies the channels-last image into PyTorch's default channels-first
+layout before ``conv_transpose2d`` and back after it; PyTorch's CPU kernels (oneDNN) are faster
+in its *channels-last* memory format, which is exactly the layout a Keras image already has. So
+on PyTorch the layer hands the image to ``torch.nn.functional.conv_transpose2d`` as a
+channels-first view of the same memory, no copy, and crops the output as Keras does for
+``"same"``. Same weights, same function, to float round-off; ``benchmarks/vae_step_floor.py``
+measures the two layouts in plain PyTorch.
 """
 
 from __future__ import annotations
@@ -51,8 +60,9 @@ class Conv2DTranspose(layers.Conv2DTranspose):
 
     Same arguments, weights (``kernel`` of shape ``(kh, kw, filters, in_channels)``, ``bias``)
     and outputs as the Keras layer. With ``subpixel=None`` (the default) the sub-pixel route is
-    taken on the JAX backend only; ``True`` or ``False`` force it on or off. It applies to
-    ``padding="same"``, channels-last data, no dilation and no ``output_padding``; any other
+    taken on the JAX backend and the channels-last route on PyTorch; ``True`` forces the
+    sub-pixel route on any backend, ``False`` runs the Keras layer's own code. Both routes apply
+    to ``padding="same"``, channels-last data, no dilation and no ``output_padding``; any other
     configuration runs the Keras layer's own code.
     """
 
@@ -60,12 +70,18 @@ class Conv2DTranspose(layers.Conv2DTranspose):
         super().__init__(*args, **kwargs)
         self.subpixel = subpixel
 
+    def _applicable(self) -> bool:
+        return (self.padding == "same" and self.data_format == "channels_last"
+                and tuple(self.dilation_rate) == (1, 1) and self.output_padding is None
+                and max(self.strides) > 1)
+
     def _uses_subpixel(self) -> bool:
-        applicable = (self.padding == "same" and self.data_format == "channels_last"
-                      and tuple(self.dilation_rate) == (1, 1) and self.output_padding is None
-                      and max(self.strides) > 1)
         wanted = keras.backend.backend() == "jax" if self.subpixel is None else self.subpixel
-        return applicable and wanted
+        return self._applicable() and wanted
+
+    def _uses_torch_channels_last(self) -> bool:
+        return (self.subpixel is None and keras.backend.backend() == "torch"
+                and self._applicable())
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -89,7 +105,27 @@ class Conv2DTranspose(layers.Conv2DTranspose):
         taps = ops.transpose(taps, (0, 1, 5, 2, 3, 4))          # jh, jw, in, sh, sw, filters
         return ops.reshape(taps, (jh, jw, -1, sh * sw * self.filters))
 
+    def _torch_channels_last(self, inputs):
+        """``conv_transpose2d`` in PyTorch's channels-last memory format, cropped to "same"."""
+        import torch
+
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        x = inputs.permute(0, 3, 1, 2)          # NCHW view of NHWC memory: channels-last
+        k = self.kernel.value.permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
+        y = torch.nn.functional.conv_transpose2d(x, k, stride=(sh, sw))   # (H-1)s + K rows
+        ph, pw = max(kh - sh, 0) // 2, max(kw - sw, 0) // 2   # Keras's "same" left padding
+        height, width = inputs.shape[1] * sh, inputs.shape[2] * sw
+        if y.shape[2] < ph + height or y.shape[3] < pw + width:    # kernel smaller than stride
+            y = torch.nn.functional.pad(y, (0, max(pw + width - y.shape[3], 0),
+                                            0, max(ph + height - y.shape[2], 0)))
+        return y[:, :, ph:ph + height, pw:pw + width].permute(0, 2, 3, 1)
+
     def call(self, inputs):
+        if self._uses_torch_channels_last():
+            y = self._torch_channels_last(inputs)
+            if self.use_bias:
+                y = y + self.bias
+            return self.activation(y) if self.activation is not None else y
         if not self._uses_subpixel():
             return super().call(inputs)
         (sh, sw), (jh, jw) = self.strides, self._window

@@ -36,3 +36,25 @@ def test_refuses_unknown_loops_backends_and_a_lone_foster():
                           (["--foster", "/nonexistent"], "go together")):
         proc = _run(*argv, timeout=60)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
+
+
+def test_framework_floor_computes_the_same_vae_step_everywhere():
+    """benchmarks/vae_step_floor.py writes chapter 3's VAE in each framework without Keras; from
+    the same weights and batch, the three must give the same loss before and after training."""
+    script = ROOT / "benchmarks" / "vae_step_floor.py"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, str(script), "--rounds", "1", "--steps", "2",
+                           "--repeats", "1", "--warmup", "2"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    losses = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("round 1"):
+            name = line.split()[2]
+            first, last = line.split("loss ")[1].split(" -> ")
+            losses[name] = (float(first), float(last))
+    assert set(losses) == {"tensorflow", "torch", "jax"}, proc.stdout
+    firsts = [f for f, _ in losses.values()]
+    lasts = [last for _, last in losses.values()]
+    assert max(firsts) - min(firsts) < 0.05 and max(lasts) - min(lasts) < 0.5, losses
+    assert all(last < first - 1.0 for first, last in losses.values()), losses   # Adam descends

@@ -1,6 +1,7 @@
-"""gdlbook.upsampling: the sub-pixel route computes the same function and the same gradients as
-Keras's own transposed convolution, for the kernel sizes and strides the book uses and others,
-on TensorFlow, PyTorch and JAX; it is the default on JAX only; a model built with it saves and
+"""gdlbook.upsampling: the sub-pixel route, and the default route of each backend (sub-pixel on
+JAX, channels-last memory on PyTorch, Keras's own on TensorFlow), compute the same function and
+the same gradients as Keras's own transposed convolution, for the kernel sizes and strides the
+book uses and others, on TensorFlow, PyTorch and JAX; a model built with the layer saves and
 reloads; and the phase table is right where it can be worked out by hand."""
 
 import textwrap
@@ -29,26 +30,30 @@ CHECKS = """
                                 bias_initializer="random_normal", activation="tanh")
         sub = Conv2DTranspose(6, kernel, strides=stride, padding="same", subpixel=True,
                               activation="tanh")
-        plain(x), sub(x)
+        auto = Conv2DTranspose(6, kernel, strides=stride, padding="same", activation="tanh")
+        plain(x), sub(x), auto(x)
         sub.set_weights(plain.get_weights())
-        key = str((kernel, stride))
-        a, b = np_(plain(x)), np_(sub(x))
-        out["forward"][key] = [list(a.shape), list(b.shape), float(np.abs(a - b).max()),
-                               float(np.abs(a).max())]
-        xt = ops.convert_to_tensor(x)
-        grads = []
-        for layer in (plain, sub):
-            def f(kernel, bias, layer=layer):
-                y = layer.stateless_call([kernel, bias], [], xt)[0]
-                return ops.sum(ops.square(y) * ops.arange(1.0, 7.0))
-            _, g = value_and_grad(f, [ops.convert_to_tensor(w) for w in plain.get_weights()])
-            grads.append([np_(t) for t in g])
-        out["grad"][key] = [float(np.abs(p - s).max()) for p, s in zip(*grads)] + [
-            float(np.abs(grads[0][0]).max())]
+        auto.set_weights(plain.get_weights())
+        for route, other in (("subpixel", sub), ("default", auto)):
+            key = f"{route} {(kernel, stride)}"
+            a, b = np_(plain(x)), np_(other(x))
+            out["forward"][key] = [list(a.shape), list(b.shape), float(np.abs(a - b).max()),
+                                   float(np.abs(a).max())]
+            xt = ops.convert_to_tensor(x)
+            grads = []
+            for layer in (plain, other):
+                def f(kernel, bias, layer=layer):
+                    y = layer.stateless_call([kernel, bias], [], xt)[0]
+                    return ops.sum(ops.square(y) * ops.arange(1.0, 7.0))
+                _, g = value_and_grad(f, [ops.convert_to_tensor(w) for w in plain.get_weights()])
+                grads.append([np_(t) for t in g])
+            out["grad"][key] = [float(np.abs(p - s).max()) for p, s in zip(*grads)] + [
+                float(np.abs(grads[0][0]).max())]
 
     default = Conv2DTranspose(3, 3, strides=2, padding="same")
     default(np.zeros((1, 4, 4, 2), "float32"))
     out["default_subpixel"] = default._uses_subpixel()
+    out["default_channels_last"] = default._uses_torch_channels_last()
     out["valid_subpixel"] = Conv2DTranspose(3, 3, strides=2, padding="valid", subpixel=True
                                             )._uses_subpixel()
 
@@ -83,10 +88,12 @@ def test_same_gradients_as_keras(run):
         assert max(errs) < 1e-4 * max(scale, 1.0), (key, errs, scale)
 
 
-def test_subpixel_by_default_on_jax_only(run, request):
+def test_routes_by_default_sub_pixel_on_jax_channels_last_on_torch(run, request):
     backend = request.node.callspec.params["run"]
     assert run["default_subpixel"] == (backend == "jax")
+    assert run["default_channels_last"] == (backend == "torch")
     assert run["valid_subpixel"] is False
+    assert any(key.startswith("default") for key in run["forward"])
 
 
 def test_model_saves_and_reloads(run):
