@@ -33,6 +33,22 @@ at an evaluation iteration it includes the evaluation, at the first ones the com
 other lines are training alone, comparable with our ms/iter. Its total wall time is
 comparable with ours.
 
+``--config nanogpt-cpu`` trains, instead, the configuration of nanoGPT's README for a machine
+without a GPU (``--device=cpu --compile=False --eval_iters=20 --block_size=64 --batch_size=12
+--n_layer=4 --n_head=4 --n_embd=128 --max_iters=2000 --lr_decay_iters=2000 --dropout=0.0``;
+the rest as above, target validation loss 1.88, the README's figure). nanoGPT is not a
+dependency: ``--print-nanogpt-command`` prints its command line for the chosen configuration,
+and ``--nanogpt CHECKOUT`` runs it from a checkout of ``karpathy/nanoGPT`` with this
+interpreter (PyTorch needed), on the same text (written into its ``data/shakespeare_char`` if
+it has none; its ``prepare.py`` makes the same 90/10 split) and prints the same summary: the
+median of its per-iteration times (first interval and evaluating iterations left out) and the
+validation losses. Side by side on one CPU, one after another::
+
+    python benchmarks/gpt_shakespeare.py --config nanogpt-cpu --nanogpt /path/to/nanoGPT
+    KERAS_BACKEND=tensorflow python benchmarks/gpt_shakespeare.py --config nanogpt-cpu
+    KERAS_BACKEND=torch python benchmarks/gpt_shakespeare.py --config nanogpt-cpu
+    KERAS_BACKEND=jax python benchmarks/gpt_shakespeare.py --config nanogpt-cpu
+
 Compare with nanoGPT on the same machine (``compile=True`` is nanoGPT's default, so the torch
 line compiles too)::
 
@@ -68,7 +84,71 @@ import sys
 import time
 
 NANOGPT = dict(context=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2, batch=64)
+# nanoGPT's README, "I only have a macbook": its CPU run of the same script
+NANOGPT_CPU = dict(context=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, batch=12)
+CONFIGS = {"baby-gpt": (NANOGPT, dict(iters=5000, eval_iters=200, target=1.47)),
+           "nanogpt-cpu": (NANOGPT_CPU, dict(iters=2000, eval_iters=20, target=1.88))}
 TINY = dict(context=64, n_layer=2, n_head=2, n_embd=64, dropout=0.0, batch=16)
+
+
+def nanogpt_command(args) -> list[str]:
+    """nanoGPT's own ``train.py`` with the configuration this run trains (its README's CPU line
+    for ``--config nanogpt-cpu``)."""
+    cfg = args.cfg
+    cmd = ["train.py", "config/train_shakespeare_char.py", f"--max_iters={args.iters}",
+           f"--lr_decay_iters={args.iters}", f"--eval_iters={args.eval_iters}",
+           f"--eval_interval={args.eval_interval}", f"--block_size={cfg['context']}",
+           f"--batch_size={cfg['batch']}", f"--n_layer={cfg['n_layer']}",
+           f"--n_head={cfg['n_head']}", f"--n_embd={cfg['n_embd']}",
+           f"--dropout={cfg['dropout']}", "--log_interval=1"]
+    if args.config == "nanogpt-cpu":
+        cmd += ["--device=cpu", "--compile=False"]
+    return cmd
+
+
+def run_nanogpt(args) -> int:
+    """Run nanoGPT's ``train.py`` from the checkout ``args.nanogpt`` on the same text and split,
+    and summarise its log as this script summarises ours: steady-state ms/iteration (the median of
+    its per-iteration times, leaving out the first interval and the iterations that evaluate)
+    and the validation losses."""
+    import re
+    import statistics
+    import subprocess
+
+    from gdlbook import data
+
+    folder = os.path.join(args.nanogpt, "data", "shakespeare_char")
+    if not os.path.isfile(os.path.join(args.nanogpt, "train.py")) or not os.path.isdir(folder):
+        print(f"{args.nanogpt} is not a nanoGPT checkout (no train.py, data/shakespeare_char)",
+              file=sys.stderr)
+        return 2
+    if not os.path.isfile(os.path.join(folder, "train.bin")):
+        text_path = os.path.join(folder, "input.txt")
+        if not os.path.isfile(text_path):         # the same text as ours, offline
+            with open(text_path, "w", encoding="utf-8") as f:
+                f.write(data.load("tinyshakespeare", verbose=False))
+        subprocess.run([sys.executable, "prepare.py"], cwd=folder, check=True)
+    cmd = [sys.executable, *nanogpt_command(args)]
+    print("running in", args.nanogpt + ":", " ".join(cmd[1:]), flush=True)
+    proc = subprocess.Popen(cmd, cwd=args.nanogpt, stdout=subprocess.PIPE, text=True)
+    times, vals, evals = {}, [], set()
+    for line in proc.stdout:
+        print(line, end="", flush=True)
+        if m := re.match(r"iter (\d+): loss \S+, time ([\d.]+)ms", line):
+            times[int(m[1])] = float(m[2])
+        elif m := re.match(r"step (\d+): train loss \S+, val loss ([\d.]+)", line):
+            vals.append((int(m[1]), float(m[2])))
+            evals.add(int(m[1]))
+    if proc.wait():
+        return proc.returncode
+    steady = [t for i, t in times.items() if i >= args.eval_interval and i not in evals]
+    per_iter = statistics.median(steady) if steady else float("nan")
+    reached = next((step for step, v in vals if v <= args.target), None)
+    print(f"nanoGPT steady state: {per_iter:.1f} ms/iter (median of {len(steady)} iterations); "
+          f"final validation loss {vals[-1][1] if vals else float('nan'):.4f}; validation loss "
+          + (f"<= {args.target} first at step {reached}" if reached else
+             f"did not reach {args.target}"), flush=True)
+    return 0
 
 
 def _bool(text: str) -> bool:
@@ -86,19 +166,33 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="auto (default): nanoGPT's choice for the device")
     p.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"))
     p.add_argument("--fused", action="store_true", help="fused dot-product attention kernel")
+    p.add_argument("--config", default="baby-gpt", choices=sorted(CONFIGS),
+                   help="baby-gpt (default): config/train_shakespeare_char.py; nanogpt-cpu: "
+                        "its README's CPU run (4 layers, 4 heads, 128 channels, context 64, "
+                        "batch 12, no dropout, 2,000 iterations, 20 evaluation batches)")
+    p.add_argument("--nanogpt", default=None, metavar="CHECKOUT",
+                   help="run nanoGPT's own train.py from this checkout with the same "
+                        "configuration, instead of ours")
+    p.add_argument("--print-nanogpt-command", action="store_true",
+                   help="print the nanoGPT command for this configuration and stop")
     p.add_argument("--tiny", action="store_true", help="a tiny model, for a CPU check")
     p.add_argument("--dropout", type=float, default=None, help="default 0.2 (0 with --tiny)")
     p.add_argument("--bias", type=_bool, default=False, help="biases (nanoGPT: false)")
     p.add_argument("--scaled-init", type=_bool, default=True,
                    help="0.02/sqrt(2 n_layer) for the residual projections (nanoGPT: true)")
-    p.add_argument("--iters", type=int, default=5000)
+    p.add_argument("--iters", type=int, default=None, help="default: the configuration's")
     p.add_argument("--batch", type=int, default=None, help="default 64 (16 with --tiny)")
     p.add_argument("--eval-interval", type=int, default=250)
-    p.add_argument("--eval-iters", type=int, default=200)
-    p.add_argument("--target", type=float, default=1.47, help="validation loss to report")
+    p.add_argument("--eval-iters", type=int, default=None, help="default: the configuration's")
+    p.add_argument("--target", type=float, default=None,
+                   help="validation loss to report (default: the configuration's)")
     p.add_argument("--seed", type=int, default=1337)
     args = p.parse_args(argv)
-    cfg = dict(TINY if args.tiny else NANOGPT)
+    model_cfg, run_cfg = CONFIGS[args.config]
+    for key, value in run_cfg.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    cfg = dict(TINY if args.tiny else model_cfg)
     if args.dropout is not None:
         cfg["dropout"] = args.dropout
     if args.batch is not None:
@@ -146,6 +240,11 @@ def nanogpt_precision() -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.print_nanogpt_command:
+        print("python " + " ".join(nanogpt_command(args)))
+        return 0
+    if args.nanogpt:
+        return run_nanogpt(args)
     if args.backend:
         os.environ["KERAS_BACKEND"] = args.backend
     import numpy as np

@@ -204,3 +204,24 @@ def test_benchmark_refuses_fused_attention_with_dropout():
         [sys.executable, str(ROOT / "benchmarks" / "gpt_shakespeare.py"), "--tiny", "--fused",
          "--dropout", "0.1"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "no dropout" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_benchmark_nanogpt_cpu_config_matches_the_readme_command():
+    """`--config nanogpt-cpu` is nanoGPT's README CPU run, and the command printed for nanoGPT
+    trains exactly the configuration ours does."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpt_shakespeare.py"), "--config",
+         "nanogpt-cpu", "--print-nanogpt-command"], env=env, capture_output=True, text=True,
+        timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    args = set(proc.stdout.split())
+    readme = ("--device=cpu --compile=False --eval_iters=20 --block_size=64 --batch_size=12 "
+              "--n_layer=4 --n_head=4 --n_embd=128 --max_iters=2000 --lr_decay_iters=2000 "
+              "--dropout=0.0").split()
+    assert set(readme) <= args, proc.stdout
+    assert "config/train_shakespeare_char.py" in args
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpt_shakespeare.py"), "--nanogpt",
+         "/nonexistent"], env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "not a nanoGPT checkout" in bad.stderr
