@@ -58,9 +58,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
+
+from _worker import print_result, run_worker
 
 LOOPS = ("vae", "dcgan", "wgan", "pixelcnn", "unet", "gpt")
 FOSTER_VAE = "notebooks/03_vae/02_vae_fashion/vae_fashion.ipynb"
@@ -297,14 +298,7 @@ def _spawn(config: dict, args) -> dict:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
     if config.get("legacy"):
         env["TF_USE_LEGACY_KERAS"] = "1"
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
-    if done.returncode or not lines:
-        raise RuntimeError(f"{config['label']} failed (exit {done.returncode}):\n"
-                           f"{done.stderr[-3000:]}")
-    result = json.loads(lines[-1][len("RESULT "):])
-    return dict(result, wall_s=round(time.perf_counter() - t0, 1))
+    return run_worker(cmd, env, config["label"])
 
 
 def main(argv=None) -> int:
@@ -312,7 +306,7 @@ def main(argv=None) -> int:
     if args.worker:
         loop, _, backend = args.worker.partition(":")
         result = worker_foster_vae(args) if loop == "foster-vae" else worker_ours(loop, args)
-        print("RESULT " + json.dumps(result))
+        print_result(result)
         return 0
     configs = []
     for loop in args.loops:

@@ -26,12 +26,12 @@ milliseconds per step. Compare with ``train_throughput.py --loops vae`` on the s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
+
+from _worker import print_result, run_worker
 
 BATCH, SIZE, LATENT, LR = 100, 32, 2, 1e-3
 ENC, DEC = (32, 64, 128), (128, 64, 32)
@@ -252,7 +252,7 @@ def main(argv=None) -> int:
     if args.warmup < 1 or args.steps < 1 or args.repeats < 1:
         p.error("--warmup, --steps and --repeats must be at least 1")
     if args.worker:
-        print("RESULT " + json.dumps(worker(args)))
+        print_result(worker(args))
         return 0
     frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
     bad = sorted(set(frameworks) - {"tensorflow", "torch", "jax"})
@@ -266,12 +266,7 @@ def main(argv=None) -> int:
             cmd = [sys.executable, os.path.abspath(__file__), "--worker", f, "--steps",
                    str(args.steps), "--repeats", str(args.repeats), "--warmup",
                    str(args.warmup), *extra]
-            done = subprocess.run(cmd, capture_output=True, text=True,
-                                  env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-            lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
-            if done.returncode or not lines:
-                raise RuntimeError(f"{f} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-            res = json.loads(lines[-1][7:])
+            res = run_worker(cmd, dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), f)
             results[f].append(res)
             print(f"round {r + 1}  {f:<11s} {res['ms_per_step']:7.1f} ms/step  {res['all_ms']}  "
                   f"loss {res['first_loss']:.1f} -> {res['last_loss']:.1f}", flush=True)

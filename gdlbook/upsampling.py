@@ -33,6 +33,11 @@ import keras
 from keras import layers, ops
 
 
+def _same_left_padding(kernel: int, stride: int) -> int:
+    """The padding Keras puts before the first row (column) of a "same" transposed convolution."""
+    return max(kernel - stride, 0) // 2
+
+
 def _phase_taps(kernel: int, stride: int) -> tuple[int, np.ndarray]:
     """For one spatial axis: the low-resolution offset ``j0`` of the first tap and, for every
     offset ``j`` and phase ``a``, the kernel tap ``t`` that maps input ``m + j0 + j`` to output
@@ -42,7 +47,7 @@ def _phase_taps(kernel: int, stride: int) -> tuple[int, np.ndarray]:
     on the left, so that output ``o = s·i + t - p`` receives ``x[i]·k[t]``. For
     ``o = s·m + a`` and ``i = m + j`` the tap is ``t = a + p - s·j``.
     """
-    pad = max(kernel - stride, 0) // 2
+    pad = _same_left_padding(kernel, stride)
     lo = min(-((kernel - 1 - a - pad) // stride) for a in range(stride))   # ceil((a+p-K+1)/s)
     hi = max((a + pad) // stride for a in range(stride))
     taps = np.full((hi - lo + 1, stride), -1, dtype=np.int64)
@@ -113,21 +118,15 @@ class Conv2DTranspose(layers.Conv2DTranspose):
         x = inputs.permute(0, 3, 1, 2)          # NCHW view of NHWC memory: channels-last
         k = self.kernel.value.permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
         y = torch.nn.functional.conv_transpose2d(x, k, stride=(sh, sw))   # (H-1)s + K rows
-        ph, pw = max(kh - sh, 0) // 2, max(kw - sw, 0) // 2   # Keras's "same" left padding
+        ph, pw = _same_left_padding(kh, sh), _same_left_padding(kw, sw)
         height, width = inputs.shape[1] * sh, inputs.shape[2] * sw
         if y.shape[2] < ph + height or y.shape[3] < pw + width:    # kernel smaller than stride
             y = torch.nn.functional.pad(y, (0, max(pw + width - y.shape[3], 0),
                                             0, max(ph + height - y.shape[2], 0)))
         return y[:, :, ph:ph + height, pw:pw + width].permute(0, 2, 3, 1)
 
-    def call(self, inputs):
-        if self._uses_torch_channels_last():
-            y = self._torch_channels_last(inputs)
-            if self.use_bias:
-                y = y + self.bias
-            return self.activation(y) if self.activation is not None else y
-        if not self._uses_subpixel():
-            return super().call(inputs)
+    def _subpixel(self, inputs):
+        """One convolution at the input's resolution, then depth to space."""
         (sh, sw), (jh, jw) = self.strides, self._window
         pad = [[0, 0], [-self._lo_h, jh - 1 + self._lo_h], [-self._lo_w, jw - 1 + self._lo_w],
                [0, 0]]
@@ -135,7 +134,15 @@ class Conv2DTranspose(layers.Conv2DTranspose):
         shape = ops.shape(y)
         y = ops.reshape(y, (shape[0], shape[1], shape[2], sh, sw, self.filters))
         y = ops.transpose(y, (0, 1, 3, 2, 4, 5))                # depth to space
-        y = ops.reshape(y, (shape[0], shape[1] * sh, shape[2] * sw, self.filters))
+        return ops.reshape(y, (shape[0], shape[1] * sh, shape[2] * sw, self.filters))
+
+    def call(self, inputs):
+        if self._uses_torch_channels_last():
+            y = self._torch_channels_last(inputs)
+        elif self._uses_subpixel():
+            y = self._subpixel(inputs)
+        else:
+            return super().call(inputs)
         if self.use_bias:
             y = y + self.bias
         return self.activation(y) if self.activation is not None else y
