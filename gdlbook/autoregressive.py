@@ -12,6 +12,8 @@ import numpy as np
 import keras
 from keras import layers, ops
 
+from gdlbook.convolution import Conv2D
+
 
 @keras.saving.register_keras_serializable(package="gdlbook")
 class OneHot(layers.Layer):
@@ -90,7 +92,7 @@ def causal_mask(kernel_size: int, mask_type: str) -> np.ndarray:
 
 
 @keras.saving.register_keras_serializable(package="gdlbook")
-class MaskedConv2D(layers.Conv2D):
+class MaskedConv2D(Conv2D):
     """A ``Conv2D`` whose kernel is multiplied by a causal mask (type ``"A"`` or ``"B"``)."""
 
     def __init__(self, mask_type: str, filters: int, kernel_size: int, **kwargs):
@@ -116,9 +118,9 @@ class ResidualBlock(layers.Layer):
     def __init__(self, filters: int, **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
-        self.reduce = layers.Conv2D(filters // 2, 1, activation="relu")
+        self.reduce = Conv2D(filters // 2, 1, activation="relu")
         self.masked = MaskedConv2D("B", filters // 2, 3, activation="relu")
-        self.expand = layers.Conv2D(filters, 1, activation="relu")
+        self.expand = Conv2D(filters, 1, activation="relu")
 
     def call(self, x):
         return x + self.expand(self.masked(self.reduce(x)))
@@ -142,5 +144,5 @@ def build_pixelcnn(image_size: int, outputs: int, filters: int = 128, residual_b
         x = ResidualBlock(filters, name=f"residual_{i}")(x)
     for i in range(2):
         x = MaskedConv2D("B", filters, 1, activation="relu", name=f"masked_B_1x1_{i}")(x)
-    out = layers.Conv2D(outputs, 1, name="pixel_outputs")(x)
+    out = Conv2D(outputs, 1, name="pixel_outputs")(x)
     return keras.Model(inputs, out, name="pixelcnn")

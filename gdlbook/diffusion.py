@@ -27,6 +27,7 @@ import numpy as np
 from keras import layers, ops
 
 from gdlbook import progress
+from gdlbook.convolution import Conv2D
 
 # --------------------------------------------------------------------------- noise schedules
 
@@ -164,12 +165,12 @@ def residual_block(x, width: int, norm_momentum: float = 0.99, condition=None):
     With a ``condition`` (chapter 13), a :class:`FiLM` layer gives the normalised features the
     scale and shift that the normalisation itself leaves out.
     """
-    residual = x if x.shape[-1] == width else layers.Conv2D(width, 1)(x)
+    residual = x if x.shape[-1] == width else Conv2D(width, 1)(x)
     x = layers.BatchNormalization(center=False, scale=False, momentum=norm_momentum)(x)
     if condition is not None:
         x = FiLM()([x, condition])
-    x = layers.Conv2D(width, 3, padding="same", activation="swish")(x)
-    x = layers.Conv2D(width, 3, padding="same")(x)
+    x = Conv2D(width, 3, padding="same", activation="swish")(x)
+    x = Conv2D(width, 3, padding="same")(x)
     return layers.Add()([x, residual])
 
 
@@ -219,7 +220,7 @@ def build_unet(image_size: int, widths: Sequence[int] = (32, 64, 96, 128), block
 
     e = SinusoidalEmbedding(embedding_dims)(noise_variances)
     e = layers.UpSampling2D(size=image_size, interpolation="nearest")(e)
-    x = layers.Conv2D(widths[0], 1)(noisy_images)
+    x = Conv2D(widths[0], 1)(noisy_images)
     x = layers.Concatenate()([x, e])
     inputs, c = [noisy_images, noise_variances], None
     if condition_dims:
@@ -236,7 +237,7 @@ def build_unet(image_size: int, widths: Sequence[int] = (32, 64, 96, 128), block
         x = up_block(x, skips, width, block_depth, norm_momentum, c)
 
     # zero-initialised output: the untrained network predicts "no noise"
-    outputs = layers.Conv2D(channels, 1, kernel_initializer="zeros")(x)
+    outputs = Conv2D(channels, 1, kernel_initializer="zeros")(x)
     name = "conditional_unet" if condition_dims else "residual_unet"
     return keras.Model(inputs, outputs, name=name)
 

@@ -23,6 +23,7 @@ import numpy as np
 from keras import layers, ops
 
 from gdlbook.gradients import value_and_grad
+from gdlbook.convolution import Conv2D
 from gdlbook.training import StatefulStepModel
 from gdlbook.upsampling import Conv2DTranspose
 
@@ -75,13 +76,13 @@ def build_discriminator(image_size: int = 64, channels: int = 3, width: int = 64
     image = keras.Input((image_size, image_size, channels), name="image")
     x = image
     for i in range(n):
-        x = layers.Conv2D(width * 2 ** i, 4, strides=2, padding="same", use_bias=False)(x)
+        x = Conv2D(width * 2 ** i, 4, strides=2, padding="same", use_bias=False)(x)
         if batch_norm and i > 0:
             x = layers.BatchNormalization(momentum=bn_momentum)(x)
         x = layers.LeakyReLU(0.2)(x)
         if dropout and (i > 0 or batch_norm):
             x = layers.Dropout(dropout)(x)
-    x = layers.Conv2D(1, 4, strides=1, padding="valid", activation=output_activation)(x)
+    x = Conv2D(1, 4, strides=1, padding="valid", activation=output_activation)(x)
     score = layers.Flatten()(x)
     return keras.Model(image, score, name=name)
 

@@ -23,11 +23,12 @@ from typing import Literal, Sequence
 import keras
 from keras import layers, ops
 
+from gdlbook.convolution import Conv2D
 from gdlbook.upsampling import Conv2DTranspose
 
 
 def _conv_block(x, filters: int, *, transpose: bool, batch_norm: bool, bn_momentum: float):
-    conv = Conv2DTranspose if transpose else layers.Conv2D
+    conv = Conv2DTranspose if transpose else Conv2D
     if batch_norm:
         x = conv(filters, 3, strides=2, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization(momentum=bn_momentum)(x)
@@ -81,7 +82,7 @@ def conv_decoder(latent_dim: int, output_shape: Sequence[int],
     x = layers.Reshape(start)(x)
     for f in filters:
         x = _conv_block(x, f, transpose=True, batch_norm=batch_norm, bn_momentum=bn_momentum)
-    outputs = layers.Conv2D(channels, 3, padding="same", activation="sigmoid", name="image")(x)
+    outputs = Conv2D(channels, 3, padding="same", activation="sigmoid", name="image")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
