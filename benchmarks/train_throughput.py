@@ -46,7 +46,10 @@ Only the VAE has a Foster counterpart here::
 Other options: ``--steps``, ``--epochs``, ``--jit-compile chapter|auto|true|false``
 (``compile``'s ``jit_compile``; ``chapter``, the default, is what the chapter's laptop profile
 passes: ``False`` for the GANs, ``"auto"`` for the others; on a machine with only a CPU, Keras
-turns ``"auto"`` into XLA on JAX and into no XLA on TensorFlow and PyTorch), ``--steps-per-execution N``, ``--json FILE`` (every measurement),
+turns ``"auto"`` into XLA on JAX and into no XLA on TensorFlow and PyTorch),
+``--steps-per-execution N`` (Keras refuses more than 1 on PyTorch), ``--tf-data-autotune``
+(leave tf.data's autotuner on, as Keras does; :func:`gdlbook.set_seed` turns it off),
+``--json FILE`` (every measurement),
 ``--tiny`` (small sizes, one round, for a quick check). Run from the repository root with the
 package importable (``pip install -e .`` or ``PYTHONPATH=.``); set ``GDL_DATA_DIR`` for the
 offline Fashion-MNIST.
@@ -81,6 +84,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--jit-compile", default="chapter", choices=("chapter", "auto", "true", "false"),
                    help="compile(jit_compile=...); 'chapter': the chapter's laptop setting")
     p.add_argument("--steps-per-execution", type=int, default=1)
+    p.add_argument("--tf-data-autotune", action="store_true",
+                   help="ours on TensorFlow: leave tf.data's autotuner on (GDL_TF_DATA_AUTOTUNE=1)")
     p.add_argument("--foster", default=None, help="a checkout of Foster's notebooks repository")
     p.add_argument("--foster-python", default=None,
                    help="a Python with TensorFlow and tf-keras for Foster's code")
@@ -235,6 +240,9 @@ def _fit_timed(keras, model, fit, steps: int, epochs: int) -> dict:
 def worker_ours(loop: str, args) -> dict:
     import keras
 
+    import gdlbook
+
+    gdlbook.set_seed(0)     # as every chapter does before it trains (it also sets up tf.data)
     if args.jit_compile == "chapter":    # chapter 4 trains its GANs with jit_compile=False
         jit = False if loop in ("dcgan", "wgan") else "auto"
     else:
@@ -298,6 +306,8 @@ def _spawn(config: dict, args) -> dict:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
     if config.get("legacy"):
         env["TF_USE_LEGACY_KERAS"] = "1"
+    if args.tf_data_autotune:
+        env["GDL_TF_DATA_AUTOTUNE"] = "1"
     return run_worker(cmd, env, config["label"])
 
 

@@ -168,16 +168,17 @@ def run_torch(args, x_np, eps_np, ws_np):
     return one, lambda loss: float(loss.detach())
 
 
-def run_tensorflow(args, x_np, eps_np, ws_np):
+def tensorflow_step(ws_np, jit_compile: bool = False):
+    """The VAE's training step in plain TensorFlow: ``step(x, eps) -> loss`` (a ``tf.function``
+    holding its weights and Adam's moments); ``benchmarks/tf_data_autotune.py`` uses it too."""
     import tensorflow as tf
 
     ws = [tf.Variable(w) for w in ws_np]
     m = [tf.Variable(tf.zeros_like(w)) for w in ws_np]
     v = [tf.Variable(tf.zeros_like(w)) for w in ws_np]
     t = tf.Variable(0.0)
-    x, eps = tf.constant(x_np), tf.constant(eps_np)
 
-    def forward():
+    def forward(x, eps):
         h, i = x, 0
         for _ in ENC:
             h = tf.nn.relu(tf.nn.conv2d(h, ws[i], 2, "SAME") + ws[i + 1])
@@ -198,10 +199,10 @@ def run_tensorflow(args, x_np, eps_np, ws_np):
         kl = -0.5 * tf.reduce_sum(1 + logvar - mu ** 2 - tf.exp(logvar), 1)
         return tf.reduce_mean(rec + kl)
 
-    @tf.function(jit_compile=args.tf_xla)
-    def step():
+    @tf.function(jit_compile=jit_compile)
+    def step(x, eps):
         with tf.GradientTape() as tape:
-            loss = forward()
+            loss = forward(x, eps)
         grads = tape.gradient(loss, ws)
         t.assign_add(1.0)
         lr = LR * tf.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
@@ -211,7 +212,15 @@ def run_tensorflow(args, x_np, eps_np, ws_np):
             w.assign_sub(lr * a / (tf.sqrt(b) + 1e-7))
         return loss
 
-    return step, lambda loss: float(loss)
+    return step
+
+
+def run_tensorflow(args, x_np, eps_np, ws_np):
+    import tensorflow as tf
+
+    step = tensorflow_step(ws_np, args.tf_xla)
+    x, eps = tf.constant(x_np), tf.constant(eps_np)
+    return (lambda: step(x, eps)), lambda loss: float(loss)
 
 
 def worker(args) -> dict:

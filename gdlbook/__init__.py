@@ -16,10 +16,22 @@ IMPORT_TIME = _time.time()
 
 
 def set_seed(seed: int = 42) -> None:
-    """Seed Python, NumPy and the Keras backend in one call (``keras.utils.set_random_seed``)."""
+    """Seed Python, NumPy and the Keras backend in one call (``keras.utils.set_random_seed``).
+
+    Every chapter calls it before it trains, so it also sets up the backend the way the book
+    trains: on TensorFlow, tf.data's autotuner is turned off for the arrays ``fit()`` gets
+    (:func:`gdlbook.training.tf_data_autotune`: it halved the speed of whole epochs on two
+    cores), unless ``GDL_TF_DATA_AUTOTUNE=1``.
+    """
+    import os
+
     import keras
 
     keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        from gdlbook.training import tf_data_autotune
+
+        tf_data_autotune(os.environ.get("GDL_TF_DATA_AUTOTUNE") == "1")
 
 
 def glue(name: str, value, *, display: bool = False) -> None:

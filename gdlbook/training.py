@@ -26,6 +26,40 @@ from gdlbook import profile as _profile
 HISTORY_FILE = "history.json"
 
 
+def tf_data_autotune(enabled: bool) -> None:
+    """Turn tf.data's autotuner on or off for the pipelines ``fit()`` builds on TensorFlow.
+
+    On TensorFlow, ``fit()`` wraps in-memory arrays (and a ``keras.utils.PyDataset``, such as
+    chapter 9's :class:`gdlbook.transformer.RandomWindows`) in a ``tf.data`` pipeline, and
+    tf.data's autotuner (on by default) tunes its buffers and parallelism from a background
+    thread. For batches that are a slice of an array there is nothing to tune, and on a two-core
+    machine whole epochs then ran at about half speed: chapter 3's VAE took 128 ms per step in
+    roughly two epochs of five and 65-75 ms in the others, in the same process, while with
+    autotuning off every epoch ran at 65-75 ms (``benchmarks/tf_data_autotune.py`` reproduces
+    it in plain TensorFlow, without Keras). :func:`gdlbook.set_seed`, which every chapter calls
+    before it trains, turns it off; ``GDL_TF_DATA_AUTOTUNE=1`` leaves tf.data's default alone.
+    A ``tf.data.Dataset`` passed to ``fit()`` keeps its own options; other backends do not use
+    tf.data for arrays.
+    """
+    from keras.src.trainers.data_adapters import array_data_adapter, py_dataset_adapter
+
+    for adapter in (array_data_adapter.ArrayDataAdapter, py_dataset_adapter.PyDatasetAdapter):
+        original = getattr(adapter.get_tf_dataset, "_gdlbook_original", adapter.get_tf_dataset)
+        adapter.get_tf_dataset = original if enabled else _without_autotune(original)
+
+
+def _without_autotune(get_tf_dataset):
+    def wrapped(self):
+        import tensorflow as tf
+
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return get_tf_dataset(self).with_options(options)
+
+    wrapped._gdlbook_original = get_tf_dataset
+    return wrapped
+
+
 def run_dir(chapter: str, run: str, *, profile: str | None = None) -> Path:
     """The folder of one training run's backup: ``<root>/<chapter>/<run>-<profile>``."""
     root = Path(os.environ.get("GDL_RUN_DIR") or cache_dir() / "runs")

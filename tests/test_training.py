@@ -105,7 +105,7 @@ def test_time_budget_stops_after_the_epoch_that_crosses_it():
 
     x = np.zeros((8, 2), "float32")
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile("sgd", "mse")
+    model.compile(keras.optimizers.SGD(0.05), "mse")
     slow, budget = Slow(), TimeBudget(0.7)
     history = model.fit(x, x[:, :1], epochs=100, verbose=0, callbacks=[slow, budget])
     assert len(history.epoch) == budget.epochs_run == len(slow.ends)
@@ -113,3 +113,51 @@ def test_time_budget_stops_after_the_epoch_that_crosses_it():
     assert budget.seconds_used >= 0.7
     with pytest.raises(ValueError):
         TimeBudget(0)
+
+
+TF_DATA = """
+    import os
+    import numpy as np, keras
+    import gdlbook
+    from gdlbook.training import tf_data_autotune
+    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+    from gdlbook.transformer import RandomWindows
+
+    def autotune():
+        arrays = ArrayDataAdapter(np.zeros((40, 3), "float32"), batch_size=8,
+                                  shuffle=True).get_tf_dataset()
+        windows = PyDatasetAdapter(RandomWindows(np.arange(100), 8, 4, 3),
+                                   shuffle=False).get_tf_dataset()
+        settings = {arrays.options().autotune.enabled, windows.options().autotune.enabled}
+        return settings.pop() if len(settings) == 1 else "differ"
+    out = {"keras_default": autotune()}
+    gdlbook.set_seed(0)
+    out["after_set_seed"] = autotune()
+    gdlbook.set_seed(1)                    # twice: still one wrapper, still off
+    out["twice"] = autotune()
+    os.environ["GDL_TF_DATA_AUTOTUNE"] = "1"
+    gdlbook.set_seed(0)
+    out["opted_out"] = autotune()
+    del os.environ["GDL_TF_DATA_AUTOTUNE"]
+    tf_data_autotune(False)
+    x = np.random.default_rng(0).normal(size=(256, 4)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.05), "mse")
+    h = model.fit(x, x.sum(1, keepdims=True), batch_size=32, epochs=3, shuffle=True, verbose=0)
+    out["losses"] = [float(v) for v in h.history["loss"]]
+    RESULT.update(out)
+"""
+
+
+def test_set_seed_turns_tf_data_autotune_off_for_arrays_and_py_datasets_on_tensorflow():
+    import textwrap
+
+    code = "import json\nRESULT = {}\n" + textwrap.dedent(TF_DATA) + "print(json.dumps(RESULT))\n"
+    out = run_with_backend("tensorflow", code, timeout=300)
+    assert out["keras_default"] is not False      # Keras leaves tf.data's default (autotune on)
+    assert out["after_set_seed"] is False and out["twice"] is False
+    assert out["opted_out"] is not False
+    losses = out["losses"]                         # fit() still trains on the wrapped pipeline
+    assert losses[-1] < 0.5 * losses[0], losses
