@@ -251,6 +251,7 @@ def main(argv=None) -> int:
     import keras
     from keras import ops
 
+    import gdlbook
     from gdlbook import data, transformer
 
     cfg = args.cfg
@@ -267,7 +268,7 @@ def main(argv=None) -> int:
 
     precision = nanogpt_precision() if args.precision == "auto" else args.precision
     keras.mixed_precision.set_global_policy(precision)
-    keras.utils.set_random_seed(args.seed)
+    gdlbook.set_seed(args.seed)     # as chapter 9 does (on TensorFlow it also sets up tf.data)
     model = transformer.build_gpt(
         len(chars), context, cfg["n_layer"], cfg["n_head"], cfg["n_embd"], cfg["dropout"],
         tie_weights=True, fused_attention=args.fused, bias=args.bias,
