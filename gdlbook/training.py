@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import keras
@@ -41,9 +42,17 @@ def tf_data_autotune(enabled: bool) -> None:
     A ``tf.data.Dataset`` passed to ``fit()`` keeps its own options; other backends do not use
     tf.data for arrays.
     """
-    from keras.src.trainers.data_adapters import array_data_adapter, py_dataset_adapter
+    try:   # Keras's internal modules: if a later Keras moves them, train as Keras would
+        from keras.src.trainers.data_adapters import array_data_adapter, py_dataset_adapter
 
-    for adapter in (array_data_adapter.ArrayDataAdapter, py_dataset_adapter.PyDatasetAdapter):
+        adapters = (array_data_adapter.ArrayDataAdapter, py_dataset_adapter.PyDatasetAdapter)
+        for adapter in adapters:
+            adapter.get_tf_dataset      # noqa: B018  (present on every adapter)
+    except (ImportError, AttributeError) as err:
+        warnings.warn(f"gdlbook could not set tf.data's autotuning ({err}); fit() keeps "
+                      "Keras's default", RuntimeWarning, stacklevel=2)
+        return
+    for adapter in adapters:
         original = getattr(adapter.get_tf_dataset, "_gdlbook_original", adapter.get_tf_dataset)
         adapter.get_tf_dataset = original if enabled else _without_autotune(original)
 

@@ -141,6 +141,16 @@ TF_DATA = """
     gdlbook.set_seed(0)
     out["opted_out"] = autotune()
     del os.environ["GDL_TF_DATA_AUTOTUNE"]
+    import warnings
+    from keras.src.trainers.data_adapters import array_data_adapter as module
+    saved = module.ArrayDataAdapter
+    del module.ArrayDataAdapter            # as if a later Keras had moved it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tf_data_autotune(False)            # warns and changes nothing; set_seed must not fail
+    module.ArrayDataAdapter = saved
+    out["warned"] = any("could not set" in str(w.message) for w in caught)
+    out["after_warning"] = autotune()
     tf_data_autotune(False)
     x = np.random.default_rng(0).normal(size=(256, 4)).astype("float32")
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
@@ -159,5 +169,6 @@ def test_set_seed_turns_tf_data_autotune_off_for_arrays_and_py_datasets_on_tenso
     assert out["keras_default"] is not False      # Keras leaves tf.data's default (autotune on)
     assert out["after_set_seed"] is False and out["twice"] is False
     assert out["opted_out"] is not False
+    assert out["warned"] and out["after_warning"] is not False
     losses = out["losses"]                         # fit() still trains on the wrapped pipeline
     assert losses[-1] < 0.5 * losses[0], losses
