@@ -132,6 +132,7 @@ TF_DATA = """
                                    shuffle=False).get_tf_dataset()
         settings = {arrays.options().autotune.enabled, windows.options().autotune.enabled}
         return settings.pop() if len(settings) == 1 else "differ"
+    tf_data_autotune(True)      # Keras's own setting (another test may have called set_seed)
     out = {"keras_default": autotune()}
     gdlbook.set_seed(0)
     out["after_set_seed"] = autotune()
