@@ -87,3 +87,27 @@ def run_with_backend(backend: str, code: str, timeout: float = 300) -> dict:
         raise AssertionError(f"{backend}: {reply}\n{tail}")
     assert reply["error"] is None, f"{backend}:\n{reply['error'][-3000:]}"
     return json.loads(reply["stdout"].strip().splitlines()[-1])
+
+
+def run_snippets(backend: str, *snippets: str, timeout: float = 300) -> dict:
+    """Run snippets one after another in one namespace under ``backend``; each adds its findings
+    to the dict ``RESULT``, which comes back."""
+    code = "import json\nRESULT = {}\n" + "".join(textwrap.dedent(s) for s in snippets)
+    return run_with_backend(backend, code + "print(json.dumps(RESULT))\n", timeout=timeout)
+
+
+def assert_same_as_reference(run: dict, grad_scale: float, n_grads: int | None = None) -> None:
+    """Check a layer against the one it replaces. ``run["forward"][key]`` holds both outputs'
+    shapes, the largest difference and the reference's largest value; ``run["grad"][key]`` the
+    largest difference of each gradient and the size of the reference's, which must exceed
+    ``grad_scale`` so that a vanishing gradient cannot pass."""
+    assert run["forward"] and run["grad"].keys() == run["forward"].keys()
+    for key, (shape_a, shape_b, err, scale) in run["forward"].items():
+        assert shape_a == shape_b, key
+        assert scale > 0.1, key
+        assert err < 1e-5, (key, err)
+    for key, (*errs, scale) in run["grad"].items():
+        assert scale > grad_scale, key
+        if n_grads is not None:
+            assert len(errs) == n_grads, key
+        assert max(errs) < 1e-4 * max(scale, 1.0), (key, errs, scale)

@@ -4,12 +4,11 @@ Everything runs in one interpreter per backend (importing Keras costs more than 
 """
 
 import itertools
-import textwrap
 
 import numpy as np
 import pytest
 
-from backendrun import BACKENDS, run_with_backend
+from backendrun import BACKENDS, run_snippets
 
 EBM_BACKENDS = BACKENDS  # JAX: eagerly, as the GANs (see gdlbook.training.StatefulStepModel)
 
@@ -132,11 +131,8 @@ TRAIN = """
 
 @pytest.fixture(scope="module", params=EBM_BACKENDS)
 def ebm_run(request, tmp_path_factory):
-    code = ("import json\nimport numpy as np, keras\nRESULT = {}\n" + textwrap.dedent(LANGEVIN)
-            + textwrap.dedent(MIXING) + textwrap.dedent(BUFFER)
-            + textwrap.dedent(TRAIN.format(run_root=str(tmp_path_factory.mktemp("runs"))))
-            + "print(json.dumps(RESULT))\n")
-    return run_with_backend(request.param, code)
+    return run_snippets(request.param, "import numpy as np, keras\n", LANGEVIN, MIXING, BUFFER,
+                        TRAIN.format(run_root=str(tmp_path_factory.mktemp("runs"))))
 
 
 def test_langevin_lowers_a_quadratic_energy_to_its_minimum(ebm_run):

@@ -2,12 +2,10 @@
 the gradient penalty and the critic's loss against a linear critic (exact values), and a WGAN-GP
 that must cover the eight modes of a ring of Gaussians."""
 
-import textwrap
-
 import numpy as np
 import pytest
 
-from backendrun import BACKENDS, run_with_backend
+from backendrun import BACKENDS, run_snippets
 
 GAN_BACKENDS = BACKENDS  # JAX: eagerly, see gdlbook.training.StatefulStepModel
 
@@ -56,10 +54,8 @@ STEPS = """
 @pytest.fixture(scope="module", params=GAN_BACKENDS)
 def gan_run(request, tmp_path_factory):
     """Both snippets in one interpreter per backend (importing Keras costs more than the tests)."""
-    code = ("import json\nRESULT = {}\n" + textwrap.dedent(STEPS) + textwrap.dedent(PENALTY)
-            + textwrap.dedent(RESUME.format(run_root=str(tmp_path_factory.mktemp("runs"))))
-            + "print(json.dumps(RESULT))\n")
-    return run_with_backend(request.param, code)
+    return run_snippets(request.param, STEPS, PENALTY,
+                        RESUME.format(run_root=str(tmp_path_factory.mktemp("runs"))))
 
 
 PENALTY = """
@@ -154,8 +150,7 @@ RING_BACKENDS = ("tensorflow",)
 
 @pytest.fixture(scope="module", params=RING_BACKENDS)
 def ring_run(request):
-    return run_with_backend(request.param, "import json\nRESULT = {}\n"
-                            + textwrap.dedent(RING) + "print(json.dumps(RESULT))\n")
+    return run_snippets(request.param, RING)
 
 
 def test_wgangp_covers_the_modes_of_a_ring_of_gaussians(ring_run):

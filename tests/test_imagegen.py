@@ -7,12 +7,10 @@ network it reads; L-BFGS-B lowers the loss and keeps pixels in bounds; Keras's V
 InceptionV3 (random weights: the ImageNet files are not here) run the feature extraction, the
 losses and one optimisation step; missing ImageNet weights offline give one clear error."""
 
-import textwrap
-
 import numpy as np
 import pytest
 
-from backendrun import BACKENDS, run_with_backend
+from backendrun import BACKENDS, run_snippets
 
 LOSSES = """
     import numpy as np, keras
@@ -184,9 +182,7 @@ REAL = """
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def run(request):
-    code = ("import json\nRESULT = {}\n" + textwrap.dedent(LOSSES) + textwrap.dedent(FAST)
-            + textwrap.dedent(REAL) + "print(json.dumps(RESULT))\n")
-    return run_with_backend(request.param, code, timeout=600)
+    return run_snippets(request.param, LOSSES, FAST, REAL, timeout=600)
 
 
 def _inputs():

@@ -4,12 +4,10 @@ contrastive loss against a NumPy reference, the encoder attention without causal
 padding hidden, a CLIP that learns, FiLM, and a conditional DDIM model with classifier-free
 guidance."""
 
-import textwrap
-
 import numpy as np
 import pytest
 
-from backendrun import BACKENDS, run_with_backend
+from backendrun import BACKENDS, run_snippets
 from gdlbook.data import shapes
 from gdlbook.multimodal import Tokenizer, recall_at_k
 
@@ -222,8 +220,7 @@ CHECKS = """
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def run(request):
-    code = "import json\nRESULT = {}\n" + textwrap.dedent(CHECKS) + "print(json.dumps(RESULT))\n"
-    return run_with_backend(request.param, code, timeout=600)
+    return run_snippets(request.param, CHECKS, timeout=600)
 
 
 def _reference_loss(a, b, scale):

@@ -4,12 +4,10 @@ truncation towards the mean w, the noise inputs, the minibatch standard deviatio
 equalised learning rate against NumPy, SAGAN's self-attention (rows of its map sum to one; the
 identity at the start), serialisation, two training steps of the StyleGAN and a resumed run."""
 
-import textwrap
-
 import numpy as np
 import pytest
 
-from backendrun import BACKENDS, run_with_backend
+from backendrun import BACKENDS, run_snippets
 
 LAYERS = """
     import numpy as np, keras
@@ -275,10 +273,8 @@ TRAIN = """
 @pytest.fixture(scope="module", params=BACKENDS)
 def run(request, tmp_path_factory):
     """Every snippet in one interpreter per backend (importing Keras costs more than the tests)."""
-    code = ("import json\nRESULT = {}\n" + textwrap.dedent(LAYERS) + textwrap.dedent(GENERATOR)
-            + textwrap.dedent(TRAIN.format(run_root=str(tmp_path_factory.mktemp("runs"))))
-            + "print(json.dumps(RESULT))\n")
-    return run_with_backend(request.param, code, timeout=600)
+    return run_snippets(request.param, LAYERS, GENERATOR,
+                        TRAIN.format(run_root=str(tmp_path_factory.mktemp("runs"))), timeout=600)
 
 
 def test_modulated_convolution_equals_a_convolution_with_each_examples_kernel(run):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from backendrun import BACKENDS, run_with_backend
+from backendrun import BACKENDS, run_snippets, run_with_backend
 
 RESUME = """
     import json, os
@@ -163,10 +163,7 @@ TF_DATA = """
 
 
 def test_set_seed_turns_tf_data_autotune_off_for_arrays_and_py_datasets_on_tensorflow():
-    import textwrap
-
-    code = "import json\nRESULT = {}\n" + textwrap.dedent(TF_DATA) + "print(json.dumps(RESULT))\n"
-    out = run_with_backend("tensorflow", code, timeout=300)
+    out = run_snippets("tensorflow", TF_DATA)
     assert out["keras_default"] is not False      # Keras leaves tf.data's default (autotune on)
     assert out["after_set_seed"] is False and out["twice"] is False
     assert out["opted_out"] is not False

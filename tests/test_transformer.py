@@ -163,8 +163,10 @@ def test_benchmark_tiny_mode_runs():
 
 def test_scaled_init_of_the_residual_projections():
     """nanoGPT's init: 0.02 / sqrt(2 n_layer) for attention output and MLP output, 0.02 else."""
+    import gdlbook
     from gdlbook import transformer as tr
     n_layer = 8
+    gdlbook.set_seed(0)
     for scaled, expected in ((True, 0.02 / math.sqrt(2 * n_layer)), (False, 0.02)):
         m = tr.build_gpt(11, 16, n_layer=n_layer, n_head=4, n_embd=128, scaled_init=scaled)
         kernels = {}
@@ -172,12 +174,14 @@ def test_scaled_init_of_the_residual_projections():
             kind = v.path.split("/")[-2]
             if v.path.endswith("kernel"):
                 kernels.setdefault(kind, []).append(np.asarray(v.numpy()).ravel())
-        std = {k: float(np.concatenate(vs).std()) for k, vs in kernels.items()}
-        assert set(std) == {"qkv", "proj", "fc", "fc_out", "head"}, std
-        for k in ("proj", "fc_out"):
-            assert abs(std[k] / expected - 1) < 0.03, (scaled, k, std)
-        for k in ("qkv", "fc", "head"):
-            assert abs(std[k] / 0.02 - 1) < 0.03, (scaled, k, std)
+        weights = {k: np.concatenate(vs) for k, vs in kernels.items()}
+        assert set(weights) == {"qkv", "proj", "fc", "fc_out", "head"}, weights.keys()
+        for k, w in weights.items():
+            want = expected if k in ("proj", "fc_out") else 0.02
+            # the sample standard deviation of n normal draws is off by about 1/sqrt(2n) of it:
+            # five of those (9% for the 1,408 weights of the head, under 1% for the others),
+            # far from the factor of 4 between the two scales
+            assert abs(w.std() / want - 1) < 5 / math.sqrt(2 * w.size), (scaled, k, w.std())
 
 
 def test_no_bias_model_matches_nanogpt_count():

@@ -3,12 +3,10 @@ gradient and the gradients of the codebook and commitment losses, perplexity, de
 serialisation, VQ-VAE training that reconstructs better than before, and two VQ-GAN steps; the
 NumPy pieces (perplexity, the prior's sampler) in this process."""
 
-import textwrap
-
 import numpy as np
 import pytest
 
-from backendrun import BACKENDS, run_with_backend
+from backendrun import BACKENDS, run_snippets
 
 CHECKS = """
     import numpy as np, keras
@@ -113,8 +111,7 @@ CHECKS = """
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def run(request):
-    code = "import json\nRESULT = {}\n" + textwrap.dedent(CHECKS) + "print(json.dumps(RESULT))\n"
-    return run_with_backend(request.param, code, timeout=600)
+    return run_snippets(request.param, CHECKS, timeout=600)
 
 
 def _inputs():
