@@ -91,6 +91,14 @@ class NbCachePlugin:
                     self.lines.append(f"{chapter.name:<40} cached ({time.time() - t0:.1f} s)")
                     continue
             self.lines.append(f"{chapter.name:<40} not cached: {reason}; the build runs it")
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if workeroutput is not None:            # a pytest-xdist worker: tell the controller
+            workeroutput["nbcache_lines"] = self.lines
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error):
+        """Under pytest-xdist, each worker caches the chapters it ran; the controller reports."""
+        self.lines.extend(getattr(node, "workeroutput", {}).get("nbcache_lines", []))
 
     def pytest_terminal_summary(self, terminalreporter):
         if self.lines:
