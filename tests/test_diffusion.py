@@ -99,6 +99,50 @@ def test_unet_shapes_and_embedding():
         diffusion.build_unet(18, widths=(8, 16, 24))
 
 
+def _identity_denoiser(size=8):
+    """A stand-in network that returns its noisy input: ``call`` then hands back ``x_t``."""
+    import keras
+
+    images = keras.Input((size, size, 3))
+    variances = keras.Input((1, 1, 1))
+    return keras.Model([images, variances], keras.layers.Identity()(images))
+
+
+def test_input_scale_scales_the_signal_not_the_noise():
+    """``input_scale`` b: x_t = s b x + n ε (Chen 2023), and generated images come back in pixels."""
+    from keras import ops
+    from gdlbook import diffusion
+
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 8, 8, 3)).astype("float32")
+    out = {}
+    for b in (1.0, 0.3):
+        model = diffusion.DiffusionModel(_identity_denoiser(), seed=5, input_scale=b)
+        model.normalizer.adapt(x)
+        noises, noisy = (ops.convert_to_numpy(t) for t in model(x, training=True))
+        out[b] = noises, noisy
+        xn = ops.convert_to_numpy(model.normalizer(x))
+        np.testing.assert_allclose(ops.convert_to_numpy(model.scale(x)), b * xn, atol=1e-5)
+        np.testing.assert_allclose(ops.convert_to_numpy(model.denormalize(model.scale(x))), x,
+                                   atol=1e-5)
+    (eps, x1), (eps_b, xb) = out[1.0], out[0.3]
+    np.testing.assert_array_equal(eps, eps_b)        # the same seed: same times, same noise
+    # x1 - xb = s (1 - b) x and xb - b x1 = n (1 - b) ε: per image, one is a multiple of the
+    # signal and the other of the noise; a scale on the whole noisy image would make the
+    # first zero, one on the noise would make the second a mix of both
+    for i in range(len(x)):
+        signal_part, noise_part = (x1 - xb)[i].ravel(), (xb - 0.3 * x1)[i].ravel()
+        assert np.linalg.norm(signal_part) > 1e-3
+        norm_x = ops.convert_to_numpy(model.normalizer(x[i:i + 1])).ravel()
+        cos_signal = np.dot(signal_part, norm_x) / (np.linalg.norm(signal_part)
+                                                    * np.linalg.norm(norm_x))
+        cos_noise = np.dot(noise_part, eps[i].ravel()) / (
+            np.linalg.norm(noise_part) * np.linalg.norm(eps[i]))
+        assert cos_signal > 0.9999 and cos_noise > 0.9999, (i, cos_signal, cos_noise)
+    with pytest.raises(ValueError, match="input_scale"):
+        diffusion.DiffusionModel(_identity_denoiser(), input_scale=0.0)
+
+
 def test_spherical_interpolation_keeps_the_norm():
     from gdlbook.diffusion import spherical_interpolation
 
