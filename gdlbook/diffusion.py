@@ -261,8 +261,8 @@ class DiffusionModel(keras.Model):
     by it before noise is added, which multiplies their signal-to-noise ratio by
     ``input_scale**2`` at every noise level, the schedule unchanged. Below 1 it spends more
     of training, and of every sampling chain, at the high noise levels where the layout of an
-    image is decided; chapter 13's sparse images (a few shapes, per-channel standardised to
-    four to six standard deviations) need it.
+    image is decided. Chapter 13 needs it: per-channel standardisation puts the few shapes of its
+    sparse images four to six standard deviations from the background.
     """
 
     def __init__(self, network: keras.Model, schedule: str = "offset_cosine", seed: int = 0,

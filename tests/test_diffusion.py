@@ -128,11 +128,11 @@ def test_input_scale_scales_the_signal_not_the_noise():
     (eps, x1), (eps_b, xb) = out[1.0], out[0.3]
     np.testing.assert_array_equal(eps, eps_b)        # the same seed: same times, same noise
     # x1 - xb = s (1 - b) x and xb - b x1 = n (1 - b) ε: per image, one is a multiple of the
-    # signal and the other of the noise; a scale on the whole noisy image would make the
-    # first zero, one on the noise would make the second a mix of both
+    # signal and the other of the noise. A scale on the whole noisy image would make the second
+    # zero; a scale on the noise would make the first a multiple of the noise
     for i in range(len(x)):
         signal_part, noise_part = (x1 - xb)[i].ravel(), (xb - 0.3 * x1)[i].ravel()
-        assert np.linalg.norm(signal_part) > 1e-3
+        assert np.linalg.norm(signal_part) > 1e-3 and np.linalg.norm(noise_part) > 1e-3
         norm_x = ops.convert_to_numpy(model.normalizer(x[i:i + 1])).ravel()
         cos_signal = np.dot(signal_part, norm_x) / (np.linalg.norm(signal_part)
                                                     * np.linalg.norm(norm_x))
