@@ -43,6 +43,17 @@ Only the VAE has a Foster counterpart here::
     python benchmarks/train_throughput.py --loops vae --backends tensorflow,torch,jax \\
         --foster /tmp/foster --foster-python /tmp/fenv/bin/python --rounds 3
 
+Processes differ (a machine's load drifts, an epoch can run at two speeds: notes of sessions 12
+to 14), so ``--same-process`` also runs the pair in one process: Foster's VAE under tf-keras
+and ours under Keras 3, on the same TensorFlow, one ``fit(epochs=1)`` each in turn (Foster's
+first in odd pairs, ours first in even ones), timed by the same callback; ``--epochs`` is the
+number of timed pairs after one warm-up pair, and the summary is the median over rounds of each
+round's median ratio of the two sides' steps/s in a pair. The Foster interpreter then needs
+Keras 3 beside tf-keras (``pip install tensorflow tf-keras`` installs both)::
+
+    python benchmarks/train_throughput.py --loops vae --foster /tmp/foster \\
+        --foster-python /tmp/fenv/bin/python --same-process --rounds 3 --epochs 4
+
 Other options: ``--steps``, ``--epochs``, ``--jit-compile chapter|auto|true|false``
 (``compile``'s ``jit_compile``; ``chapter``, the default, is what the chapter's laptop profile
 passes: ``False`` for the GANs, ``"auto"`` for the others; on a machine with only a CPU, Keras
@@ -89,6 +100,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--foster", default=None, help="a checkout of Foster's notebooks repository")
     p.add_argument("--foster-python", default=None,
                    help="a Python with TensorFlow and tf-keras for Foster's code")
+    p.add_argument("--same-process", action="store_true",
+                   help="with --foster: Foster's VAE and ours in one process, epochs alternating "
+                        "(the Foster interpreter needs Keras 3 besides tf-keras)")
     p.add_argument("--json", default=None, help="write every measurement to this file")
     p.add_argument("--tiny", action="store_true", help="small sizes and one round")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -105,6 +119,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--foster and --foster-python go together")
     if args.foster and not os.path.isfile(os.path.join(args.foster, FOSTER_VAE)):
         p.error(f"{args.foster} has no {FOSTER_VAE}: is it a checkout of Foster's repository?")
+    if args.same_process and not args.foster:
+        p.error("--same-process needs --foster")
     if args.tiny:
         args.rounds, args.epochs = 1, 1
     return args
@@ -253,11 +269,10 @@ def worker_ours(loop: str, args) -> dict:
     return dict(out, params=int(model.count_params()))
 
 
-def worker_foster_vae(args) -> dict:
-    """Run Foster's VAE notebook code from ``args.foster`` (see the module's docstring)."""
+def _foster_model(args, n: int):
+    """Foster's VAE, built and compiled by the notebook's own cells (under tf-keras)."""
     import tensorflow as tf
 
-    n = 600 if args.tiny else N_IMAGES
     x_raw, y_raw, _ = _fashion(n)
     tf.keras.datasets.fashion_mnist.load_data = lambda: ((x_raw, y_raw), (x_raw[:500],
                                                                           y_raw[:500]))
@@ -270,11 +285,19 @@ def worker_foster_vae(args) -> dict:
         exec(compile(source, FOSTER_VAE, "exec"), namespace)
         if ".compile(" in source:
             break
+    import tf_keras
+
+    if not isinstance(namespace["vae"], tf_keras.Model):
+        raise RuntimeError("Foster's code did not run under tf-keras: set TF_USE_LEGACY_KERAS=1")
+    return namespace
+
+
+def worker_foster_vae(args) -> dict:
+    """Run Foster's VAE notebook code from ``args.foster`` (see the module's docstring)."""
     import tf_keras as keras
 
+    namespace = _foster_model(args, 600 if args.tiny else N_IMAGES)
     model = namespace["vae"]
-    if not isinstance(model, keras.Model):
-        raise RuntimeError("Foster's code did not run under tf-keras: set TF_USE_LEGACY_KERAS=1")
     steps = args.steps or _default_steps("vae", args.tiny)
     x = _repeat(namespace["x_train"], steps * namespace["BATCH_SIZE"])
     clock = _EpochClock.make(keras)
@@ -285,6 +308,46 @@ def worker_foster_vae(args) -> dict:
     return dict(steps_per_s=steps * len(timed) / sum(timed), params=int(params),
                 epoch_steps_per_s=[round(steps / s, 3) for s in clock.seconds],
                 last_logs=clock.last_logs)
+
+
+def worker_vae_pair(args) -> dict:
+    """Foster's VAE (tf-keras) and ours (Keras 3) in one process, epochs alternating.
+
+    Both run on the same TensorFlow, so the process, the machine's state and the data are
+    shared; what differs is the Keras and the model code. Each side gets one warm-up epoch, then
+    ``--epochs`` timed epochs each, alternating (Foster's first in odd pairs, ours first in even
+    ones). An epoch is one ``fit(epochs=1)`` call timed from its first batch to its last (the
+    callback's clock), so the per-call setup of ``fit()`` is left out on both sides.
+    """
+    import keras
+    import tf_keras
+
+    import gdlbook
+
+    n = 600 if args.tiny else N_IMAGES
+    namespace = _foster_model(args, n)
+    gdlbook.set_seed(0)
+    ours, fit = _build("vae", args.tiny, "auto", args.steps_per_execution)
+    steps = args.steps or _default_steps("vae", args.tiny)
+    batch = namespace["BATCH_SIZE"]
+    sides = {
+        "foster": (namespace["vae"], _repeat(namespace["x_train"], steps * batch), tf_keras),
+        "ours": (ours, _repeat(fit["x"], steps * batch), keras),
+    }
+    seconds: dict = {name: [] for name in sides}
+    for i in range(1 + args.epochs):
+        order = ("foster", "ours") if i % 2 else ("ours", "foster")
+        for name in order:
+            model, x, lib = sides[name]
+            clock = _EpochClock.make(lib)
+            model.fit(x, epochs=1, batch_size=batch, shuffle=True, verbose=0, callbacks=[clock])
+            seconds[name].append(clock.seconds[0])
+    rates = {name: [steps / s for s in secs[1:]] for name, secs in seconds.items()}
+    ratios = [o / f for o, f in zip(rates["ours"], rates["foster"])]
+    return dict(steps_per_s={k: statistics.median(v) for k, v in rates.items()},
+                epoch_steps_per_s={k: [round(r, 3) for r in v] for k, v in rates.items()},
+                ratio_median=statistics.median(ratios), ratio_min=min(ratios),
+                ratio_max=max(ratios))
 
 
 # --- the orchestrator -------------------------------------------------------------------------
@@ -311,13 +374,37 @@ def _spawn(config: dict, args) -> dict:
     return run_worker(cmd, env, config["label"])
 
 
+def _main_same_process(args) -> int:
+    config = dict(loop="vae", label="vae  Foster's and ours, one process",
+                  python=args.foster_python, worker="vae-pair", backend="tensorflow", legacy=True)
+    results = []
+    for r in range(args.rounds):
+        res = _spawn(config, args)
+        results.append(res)
+        print(f"round {r + 1}  Foster's {res['steps_per_s']['foster']:6.2f} steps/s  ours "
+              f"{res['steps_per_s']['ours']:6.2f}  ratio per epoch pair: median "
+              f"{res['ratio_median']:.3f} (min {res['ratio_min']:.3f}, max "
+              f"{res['ratio_max']:.3f})  ({res['wall_s']} s)", flush=True)
+    ratios = [res["ratio_median"] for res in results]
+    print(f"\nours / Foster's, median over rounds of each round's median epoch-pair ratio: "
+          f"{statistics.median(ratios):.3f} (rounds: {', '.join(f'{x:.3f}' for x in ratios)})")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(dict(args=vars(args), results=results), f, indent=1)
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker:
         loop, _, backend = args.worker.partition(":")
-        result = worker_foster_vae(args) if loop == "foster-vae" else worker_ours(loop, args)
+        worker = dict(foster_vae=worker_foster_vae, vae_pair=worker_vae_pair).get(
+            loop.replace("-", "_"))
+        result = worker(args) if worker else worker_ours(loop, args)
         print_result(result)
         return 0
+    if args.same_process:
+        return _main_same_process(args)
     configs = []
     for loop in args.loops:
         if loop == "vae" and args.foster:

@@ -30,10 +30,11 @@ def test_tiny_mode_times_two_loops(tmp_path):
     assert "loss" in vae["last_logs"] and vae["last_logs"]["loss"] > 0
 
 
-def test_refuses_unknown_loops_backends_and_a_lone_foster():
+def test_refuses_unknown_loops_backends_and_a_lone_foster_or_same_process():
     for argv, message in ((["--loops", "vea"], "unknown loop"),
                           (["--backends", "tensorflow,mxnet"], "unknown backend"),
-                          (["--foster", "/nonexistent"], "go together")):
+                          (["--foster", "/nonexistent"], "go together"),
+                          (["--same-process"], "needs --foster")):
         proc = _run(*argv, timeout=60)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
 
