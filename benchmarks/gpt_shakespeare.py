@@ -65,7 +65,12 @@ nanoGPT's drops attention weights (``dropout_p``), so ``--fused true`` is refuse
 the fused kernel without dropout on both sides: ``--dropout 0`` here, ``--dropout=0.0`` for
 nanoGPT). ``--fused false`` times the explicit softmax. On PyTorch, in the nanogpt-cpu
 configuration, forward and backward of one batch took 44.5 ms fused and 54.4 ms explicit,
-against 43.5 ms for nanoGPT's own model (2 cores, medians of 3 × 50 calls).
+against 43.5 ms for nanoGPT's own model (2 cores, medians of 3 × 50 calls). Under
+``torch.compile`` (PyTorch, ``--jit-compile true``) ``auto`` keeps the explicit softmax: Keras's
+``dot_product_attention`` asks at every call whether a flash-attention kernel applies
+(``_can_use_flash_attention``), which makes Dynamo recompile the step until it reaches its
+recompile limit and runs the step uncompiled: 63-80 ms per step, against 42-49 with that check
+patched out and 47-50 for the compiled explicit softmax (2 cores, 100-step epochs, session 16).
 
 Other options: ``--precision``, ``--jit-compile auto|true|false`` (``compile(jit_compile=...)``;
 ``auto`` is XLA on TensorFlow and JAX and eager execution on PyTorch; ``true`` on PyTorch is
@@ -204,7 +209,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         cfg["dropout"] = args.dropout
     if args.batch is not None:
         cfg["batch"] = args.batch
-    args.fused = {"true": True, "false": False, "auto": cfg["dropout"] == 0}[args.fused]
+    backend = args.backend or os.environ.get("KERAS_BACKEND", "tensorflow")
+    # torch.compile and the fused op do not mix: Keras's check for a flash-attention kernel
+    # makes Dynamo recompile until it gives up (see the module's docstring)
+    compiled_torch = backend == "torch" and args.jit_compile == "true"
+    auto = cfg["dropout"] == 0 and not compiled_torch
+    args.fused = {"true": True, "false": False, "auto": auto}[args.fused]
     if args.fused and cfg["dropout"] > 0:
         p.error(f"--fused with dropout {cfg['dropout']}: keras.ops.dot_product_attention has "
                 "no dropout, while nanoGPT's flash attention drops attention weights; the "

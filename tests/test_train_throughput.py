@@ -59,3 +59,17 @@ def test_framework_floor_computes_the_same_vae_step_everywhere():
     lasts = [last for _, last in losses.values()]
     assert max(firsts) - min(firsts) < 0.05 and max(lasts) - min(lasts) < 0.5, losses
     assert all(last < first - 1.0 for first, last in losses.values()), losses   # Adam descends
+
+
+def test_xla_residual_backward_computes_the_same_stack_on_both_sides():
+    """benchmarks/xla_residual_backward.py builds the same residual stack in JAX and PyTorch;
+    it stops with an error when their outputs differ (a tanh GELU on one side is enough), and
+    prints one row per depth."""
+    script = ROOT / "benchmarks" / "xla_residual_backward.py"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, str(script), "--depths", "1,2", "--rounds", "1"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split() for line in proc.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert [r[0] for r in rows] == ["1", "2"], proc.stdout
+    assert all(float(x) > 0 for r in rows for x in r[1:]), proc.stdout

@@ -229,3 +229,23 @@ def test_benchmark_nanogpt_cpu_config_matches_the_readme_command():
         [sys.executable, str(ROOT / "benchmarks" / "gpt_shakespeare.py"), "--nanogpt",
          "/nonexistent"], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "not a nanoGPT checkout" in bad.stderr
+
+
+def test_benchmark_auto_attention_is_fused_without_dropout_except_under_torch_compile():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "gpt_shakespeare", ROOT / "benchmarks" / "gpt_shakespeare.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def fused(*argv):
+        return bench.parse_args(["--config", "nanogpt-cpu", *argv]).fused
+
+    assert fused("--backend", "torch") and fused("--backend", "jax")
+    assert fused("--backend", "tensorflow", "--jit-compile", "true")
+    # Keras's flash-attention check makes Dynamo recompile: torch.compile gets the explicit path
+    assert not fused("--backend", "torch", "--jit-compile", "true")
+    assert fused("--backend", "torch", "--jit-compile", "true", "--fused", "true")
+    assert not fused("--backend", "jax", "--fused", "false")
+    assert not bench.parse_args(["--backend", "jax"]).fused    # the GPU configuration: dropout

@@ -1,0 +1,137 @@
+"""Minimal reproduction: on a CPU, XLA's backward pass through a stack of residual MLP blocks
+grows faster than the stack, and ends far behind PyTorch's eager kernels on the same arithmetic.
+
+Chapter 9's GPT on JAX, at nanoGPT's CPU configuration (batch 12, context 64, 128 channels, 4
+blocks), runs its forward pass faster than nanoGPT but its forward and backward together about
+twice as slowly (session 16's note). Profiled with ``jax.profiler``, most of the backward's time
+is in XLA loop fusions that transpose a gradient (``[768, 512] -> [512, 768]``) for the weight
+gradient's matrix product, fused with GELU's or LayerNorm's backward and with the sum of the
+residual stream's gradients, at 10-20 ns per element on inputs of a few megabytes.
+
+This script needs neither Keras nor the book: it builds ``depth`` pre-norm blocks
+``x + W2 gelu(W1 LN(x))`` (exact GELU, LayerNorm without bias, no attention) in plain JAX
+(``jax.jit(jax.value_and_grad(...))``) and in plain PyTorch (eager, ``loss.backward()``), with
+the same weights and batch, checks that both compute the same outputs, and prints the median time of
+the forward pass alone and of forward and backward together, in milliseconds, for each depth::
+
+    python benchmarks/xla_residual_backward.py [--depths 1,2,4,8] [--rounds 20]
+
+Whatever gap it shows lies between XLA:CPU and PyTorch's CPU kernels; ``XLA_FLAGS`` reach the
+JAX side as usual (none of those tried in session 16 changed the picture:
+``--xla_cpu_use_thunk_runtime=false``, ``--xla_cpu_multi_thread_eigen=false``,
+``--xla_cpu_use_onednn=true``, ``--xla_cpu_experimental_{xnn,ynn}_fusion_type=-dot``, the XNN
+graph fusion modes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+B, T, C = 12, 64, 128
+
+
+def _median_ms(call, rounds: int) -> float:
+    call()
+    call()
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def _weights(depth: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    # weights of scale 1/sqrt(fan-in), so that every block changes the output: a difference in
+    # any part of the formula between the two sides shows in the check below
+    return [dict(g=rng.uniform(0.5, 1.5, C).astype("float32"),
+                 w1=(rng.standard_normal((C, 4 * C)) / np.sqrt(C)).astype("float32"),
+                 w2=(rng.standard_normal((4 * C, C)) / np.sqrt(4 * C)).astype("float32"))
+            for _ in range(depth)], rng.standard_normal((B, T, C)).astype("float32")
+
+
+def jax_side(depth: int, rounds: int) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    def layer_norm(x, g):
+        m = x.mean(-1, keepdims=True)
+        v = ((x - m) ** 2).mean(-1, keepdims=True)
+        return (x - m) * jax.lax.rsqrt(v + 1e-5) * g
+
+    def stack(params, x):
+        for p in params:
+            x = x + jax.nn.gelu(layer_norm(x, p["g"]) @ p["w1"], approximate=False) @ p["w2"]
+        return x
+
+    def loss(params, x):
+        return jnp.mean(stack(params, x) ** 2)
+
+    weights, x = _weights(depth)
+    params = jax.tree_util.tree_map(jnp.asarray, weights)
+    x = jnp.asarray(x)
+    forward, both = jax.jit(loss), jax.jit(jax.value_and_grad(loss))
+    return dict(out=np.asarray(jax.jit(stack)(params, x)),
+                forward=_median_ms(lambda: forward(params, x).block_until_ready(), rounds),
+                both=_median_ms(lambda: jax.block_until_ready(both(params, x)), rounds))
+
+
+def torch_side(depth: int, rounds: int) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    weights, x = _weights(depth)
+    params = [{k: torch.tensor(v, requires_grad=True) for k, v in p.items()} for p in weights]
+    x = torch.tensor(x)
+
+    def stack():
+        h = x
+        for p in params:
+            h = h + F.gelu(F.layer_norm(h, (C,), p["g"], eps=1e-5) @ p["w1"]) @ p["w2"]
+        return h
+
+    def loss():
+        return (stack() ** 2).mean()
+
+    def both():
+        for p in params:
+            for v in p.values():
+                v.grad = None
+        loss().backward()
+
+    with torch.no_grad():
+        out = stack().numpy()
+        forward = _median_ms(loss, rounds)
+    return dict(out=out, forward=forward, both=_median_ms(both, rounds))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--depths", default="1,2,4,8")
+    p.add_argument("--rounds", type=int, default=20)
+    args = p.parse_args(argv)
+    import jax
+    import torch
+
+    print(f"jax {jax.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"batch {B}, context {T}, {C} channels; ms, median of {args.rounds}")
+    print(f"{'depth':>5s} {'JAX fwd':>9s} {'torch fwd':>10s} {'JAX fwd+bwd':>12s} "
+          f"{'torch fwd+bwd':>14s} {'ratio':>6s}")
+    for depth in (int(d) for d in args.depths.split(",")):
+        j, t = jax_side(depth, args.rounds), torch_side(depth, args.rounds)
+        gap = float(np.max(np.abs(j["out"] - t["out"])))
+        if gap > 1e-5 * float(np.max(np.abs(t["out"]))):
+            raise SystemExit(f"depth {depth}: the two sides compute different stacks "
+                             f"(largest difference {gap:.2e})")
+        print(f"{depth:>5d} {j['forward']:9.2f} {t['forward']:10.2f} {j['both']:12.2f} "
+              f"{t['both']:14.2f} {j['both'] / t['both']:6.2f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
