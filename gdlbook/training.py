@@ -209,3 +209,44 @@ class TimeBudget(keras.callbacks.Callback):
         self.epochs_run += 1
         if self.seconds_used >= self.seconds:
             self.model.stop_training = True
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Time the training part of every epoch of ``fit()``, validation left out.
+
+    ``train_seconds[i]`` runs from the start of epoch ``i`` to the start of its validation (or
+    to the end of the epoch when there is none). :meth:`steady_seconds` is their mean without
+    the first epoch, which includes tracing and compiling the training step; chapter 9 reports
+    it per iteration, beside nanoGPT's figure from the benchmark. In a run resumed from a backup
+    (:func:`resumable`), the epochs are the ones this ``fit()`` ran.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.train_seconds: list[float] = []
+        self._t0 = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        import time
+
+        self._t0 = time.perf_counter()
+
+    def _stop(self):
+        import time
+
+        if self._t0 is not None:
+            self.train_seconds.append(time.perf_counter() - self._t0)
+            self._t0 = None
+
+    def on_test_begin(self, logs=None):
+        self._stop()        # validation inside fit(); an evaluate() outside an epoch does nothing
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._stop()
+
+    def steady_seconds(self) -> float:
+        """Mean training seconds per epoch after the first (the only one if there is one)."""
+        if not self.train_seconds:
+            raise ValueError("no epoch has been timed: pass the timer to fit() first")
+        steady = self.train_seconds[1:] or self.train_seconds
+        return sum(steady) / len(steady)

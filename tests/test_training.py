@@ -115,6 +115,39 @@ def test_time_budget_stops_after_the_epoch_that_crosses_it():
         TimeBudget(0)
 
 
+def test_epoch_timer_counts_training_and_leaves_out_validation(monkeypatch):
+    import time
+
+    import keras
+    import numpy as np
+
+    from gdlbook.training import EpochTimer
+
+    clock = [0.0]       # a clock that moves only when a batch ends: exact, even on a busy machine
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+
+    class Slow(keras.callbacks.Callback):   # 1 s per training batch, 10 s per validation batch
+        def on_train_batch_end(self, batch, logs=None):
+            clock[0] += 1.0
+
+        def on_test_batch_end(self, batch, logs=None):
+            clock[0] += 10.0
+
+    x = np.zeros((8, 2), "float32")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.05), "mse")
+    timer = EpochTimer()
+    model.fit(x, x[:, :1], batch_size=4, epochs=3, validation_data=(x, x[:, :1]),
+              validation_batch_size=8, verbose=0, callbacks=[Slow(), timer])
+    assert timer.train_seconds == [2.0, 2.0, 2.0]      # two batches an epoch, validation left out
+    timer.train_seconds[0] += 5.0                      # as if the first epoch had compiled
+    assert timer.steady_seconds() == 2.0
+    model.evaluate(x, x[:, :1], verbose=0, callbacks=[timer])    # outside fit(): not an epoch
+    assert len(timer.train_seconds) == 3
+    with pytest.raises(ValueError):
+        EpochTimer().steady_seconds()
+
+
 TF_DATA = """
     import os
     import numpy as np, keras
