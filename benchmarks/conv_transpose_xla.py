@@ -17,12 +17,13 @@ dilated, which is what the kernel gradient of a strided transposed convolution i
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from _timing import median_ms
 
 LAYERS = [(4, 128, 128), (8, 128, 64), (16, 64, 32)]   # (input size, in channels, out channels)
 DN = ("NHWC", "HWIO", "NHWC")
@@ -39,14 +40,8 @@ def subpixel(x, k4):
     return y.reshape(b, 2 * h, 2 * w, c // 4)
 
 
-def median_ms(fn, *args, rounds: int) -> float:
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t)
-    return 1000 * float(np.median(times))
+def _jax_ms(fn, x, k, rounds: int) -> float:
+    return median_ms(lambda: jax.block_until_ready(fn(x, k)), rounds)
 
 
 def main(argv=None) -> None:
@@ -63,9 +58,9 @@ def main(argv=None) -> None:
         for name, (fn, shape) in routes.items():
             k = jnp.asarray(rng.normal(size=shape) * 0.05, jnp.float32)
             loss = lambda x, k, fn=fn: jnp.sum(fn(x, k) ** 2)
-            fwd = median_ms(jax.jit(fn), x, k, rounds=args.rounds)
-            both = median_ms(jax.jit(jax.grad(loss, argnums=(0, 1))), x, k, rounds=args.rounds)
-            dk = median_ms(jax.jit(jax.grad(loss, argnums=1)), x, k, rounds=args.rounds)
+            fwd = _jax_ms(jax.jit(fn), x, k, args.rounds)
+            both = _jax_ms(jax.jit(jax.grad(loss, argnums=(0, 1))), x, k, args.rounds)
+            dk = _jax_ms(jax.jit(jax.grad(loss, argnums=1)), x, k, args.rounds)
             layer = f"{size}->{2 * size} px, {c_in}->{c_out} ch"
             print(f"{layer:>22} {name:>15} {fwd:9.1f} {both:10.1f} {dk:9.1f}", flush=True)
 

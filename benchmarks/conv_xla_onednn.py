@@ -18,24 +18,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
+
+from _timing import median_ms
 
 # (input size, in channels, out channels, kernel, stride): chapter 3's VAE as it runs on JAX
 SHAPES = [(32, 1, 32, 3, 2), (16, 32, 64, 3, 2), (8, 64, 128, 3, 2),
           (4, 128, 512, 2, 1), (8, 128, 256, 2, 1), (16, 64, 128, 2, 1),   # sub-pixel
           (32, 32, 1, 3, 1)]
-
-
-def _median_ms(call, rounds: int) -> float:
-    call()
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t)
-    return 1000 * float(np.median(times))
 
 
 def time_jax(x_np, k_np, stride, rounds):
@@ -48,8 +39,8 @@ def time_jax(x_np, k_np, stride, rounds):
                                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
     grads = jax.jit(jax.grad(lambda x, k: jnp.sum(conv(x, k) ** 2), argnums=(0, 1)))
     fwd = jax.jit(conv)
-    return (_median_ms(lambda: jax.block_until_ready(fwd(x, k)), rounds),
-            _median_ms(lambda: jax.block_until_ready(grads(x, k)), rounds))
+    return (median_ms(lambda: jax.block_until_ready(fwd(x, k)), rounds),
+            median_ms(lambda: jax.block_until_ready(grads(x, k)), rounds))
 
 
 def time_tensorflow(x_np, k_np, stride, rounds):
@@ -65,8 +56,8 @@ def time_tensorflow(x_np, k_np, stride, rounds):
             loss = tf.reduce_sum(tf.nn.conv2d(x, k, stride, "SAME") ** 2)
         return tape.gradient(loss, [x, k])
 
-    return (_median_ms(lambda: fwd(x, k).numpy(), rounds),
-            _median_ms(lambda: [g.numpy() for g in grads(x, k)], rounds))
+    return (median_ms(lambda: fwd(x, k).numpy(), rounds),
+            median_ms(lambda: [g.numpy() for g in grads(x, k)], rounds))
 
 
 def main(argv=None) -> None:

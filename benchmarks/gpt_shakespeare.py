@@ -23,7 +23,7 @@ The model has 10,745,088 parameters; nanoGPT prints "10.65M", its count without 
 256 x 384 position table. The script prints both counts (``--bias true`` gives 10,770,816).
 
 Timing: one ``fit()`` runs every iteration; a callback takes the time of each interval of
-``--eval-interval`` training iterations (waiting for its last step's loss), then evaluates both
+``--eval-interval`` training iterations (waiting for its last step to finish), then evaluates both
 splits and takes that time separately. Each line reports the interval's training time per
 iteration and tokens per second (evaluation excluded; the first interval includes compilation)
 and the evaluation time. The end prints the steady-state time per iteration (every interval but
@@ -270,7 +270,7 @@ def main(argv=None) -> int:
     from keras import ops
 
     import gdlbook
-    from gdlbook import data, transformer
+    from gdlbook import data, training, transformer
 
     cfg = args.cfg
     context, batch = cfg["context"], cfg["batch"]
@@ -320,22 +320,18 @@ def main(argv=None) -> int:
           f"{n_params - context * cfg['n_embd']:,} ({(n_params - context * cfg['n_embd']) / 1e6:.2f}M)",
           flush=True)
 
-    class EvalTimer(keras.callbacks.Callback):
+    class EvalTimer(training.EpochTimer):
         """Times each interval of training, then evaluates both splits on fresh batches."""
 
         def __init__(self):
             super().__init__()
-            self.train_s, self.eval_s, self.reached, self.failed = [], [], None, False
+            self.eval_s, self.reached, self.failed = [], None, False
 
         def on_train_begin(self, logs=None):
             self.start = time.perf_counter()
 
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
-
         def on_epoch_end(self, epoch, logs=None):
-            float(logs["loss"])                  # waits until the interval's last step is done
-            self.train_s.append(time.perf_counter() - self.t0)
+            super().on_epoch_end(epoch, logs)    # the interval's training time, its steps done
             t1 = time.perf_counter()
             losses = {}
             for i, (name, part) in enumerate(parts.items()):
@@ -343,7 +339,7 @@ def main(argv=None) -> int:
                                                   seed=args.seed + 1000 * (epoch + 1) + i)
                 losses[name] = float(self.model.evaluate(fresh, verbose=0))
             self.eval_s.append(time.perf_counter() - t1)
-            step, per_iter = (epoch + 1) * interval, self.train_s[-1] / interval
+            step, per_iter = (epoch + 1) * interval, self.train_seconds[-1] / interval
             if self.reached is None and losses["val"] <= args.target:
                 self.reached = step
             print(f"step {step} | train loss {losses['train']:.4f} | val loss "
@@ -358,11 +354,10 @@ def main(argv=None) -> int:
     if timer.failed:
         print("non-finite loss: stopped", file=sys.stderr)
         return 1
-    steady = timer.train_s[1:] or timer.train_s
-    per_iter = sum(steady) / (len(steady) * interval)
+    per_iter = timer.steady_seconds() / interval
     print(f"steady state: {1000 * per_iter:.1f} ms/iter, {batch * context / per_iter:,.0f} "
-          f"tokens/s; training {sum(timer.train_s):.1f} s, evaluation {sum(timer.eval_s):.1f} s, "
-          f"wall {time.perf_counter() - timer.start:.1f} s; validation loss "
+          f"tokens/s; training {sum(timer.train_seconds):.1f} s, evaluation "
+          f"{sum(timer.eval_s):.1f} s, wall {time.perf_counter() - timer.start:.1f} s; validation loss "
           + (f"<= {args.target} first at step {timer.reached}" if timer.reached else
              f"did not reach {args.target}"), flush=True)
     return 0

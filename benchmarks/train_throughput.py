@@ -253,17 +253,20 @@ def _fit_timed(keras, model, fit, steps: int, epochs: int) -> dict:
                 last_logs=clock.last_logs)
 
 
+def _jit(loop: str, args):
+    """``compile``'s ``jit_compile`` for a loop: ``--jit-compile``, or the chapter's."""
+    if args.jit_compile == "chapter":    # chapter 4 trains its GANs with jit_compile=False
+        return False if loop in ("dcgan", "wgan") else "auto"
+    return {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+
+
 def worker_ours(loop: str, args) -> dict:
     import keras
 
     import gdlbook
 
     gdlbook.set_seed(0)     # as every chapter does before it trains (it also sets up tf.data)
-    if args.jit_compile == "chapter":    # chapter 4 trains its GANs with jit_compile=False
-        jit = False if loop in ("dcgan", "wgan") else "auto"
-    else:
-        jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
-    model, fit = _build(loop, args.tiny, jit, args.steps_per_execution)
+    model, fit = _build(loop, args.tiny, _jit(loop, args), args.steps_per_execution)
     out = _fit_timed(keras, model, fit, args.steps or _default_steps(loop, args.tiny),
                      args.epochs)
     return dict(out, params=int(model.count_params()))
@@ -327,7 +330,7 @@ def worker_vae_pair(args) -> dict:
     n = 600 if args.tiny else N_IMAGES
     namespace = _foster_model(args, n)
     gdlbook.set_seed(0)
-    ours, fit = _build("vae", args.tiny, "auto", args.steps_per_execution)
+    ours, fit = _build("vae", args.tiny, _jit("vae", args), args.steps_per_execution)
     steps = args.steps or _default_steps("vae", args.tiny)
     batch = namespace["BATCH_SIZE"]
     sides = {
@@ -398,8 +401,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker:
         loop, _, backend = args.worker.partition(":")
-        worker = dict(foster_vae=worker_foster_vae, vae_pair=worker_vae_pair).get(
-            loop.replace("-", "_"))
+        worker = {"foster-vae": worker_foster_vae, "vae-pair": worker_vae_pair}.get(loop)
         result = worker(args) if worker else worker_ours(loop, args)
         print_result(result)
         return 0

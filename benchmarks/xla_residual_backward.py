@@ -26,23 +26,12 @@ graph fusion modes).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 
+from _timing import median_ms
+
 B, T, C = 12, 64, 128
-
-
-def _median_ms(call, rounds: int) -> float:
-    call()
-    call()
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
 
 
 def _weights(depth: int, seed: int = 0):
@@ -77,8 +66,8 @@ def jax_side(depth: int, rounds: int) -> dict:
     x = jnp.asarray(x)
     forward, both = jax.jit(loss), jax.jit(jax.value_and_grad(loss))
     return dict(out=np.asarray(jax.jit(stack)(params, x)),
-                forward=_median_ms(lambda: forward(params, x).block_until_ready(), rounds),
-                both=_median_ms(lambda: jax.block_until_ready(both(params, x)), rounds))
+                forward=median_ms(lambda: forward(params, x).block_until_ready(), rounds, 2),
+                both=median_ms(lambda: jax.block_until_ready(both(params, x)), rounds, 2))
 
 
 def torch_side(depth: int, rounds: int) -> dict:
@@ -106,8 +95,8 @@ def torch_side(depth: int, rounds: int) -> dict:
 
     with torch.no_grad():
         out = stack().numpy()
-        forward = _median_ms(loss, rounds)
-    return dict(out=out, forward=forward, both=_median_ms(both, rounds))
+        forward = median_ms(loss, rounds, 2)
+    return dict(out=out, forward=forward, both=median_ms(both, rounds, 2))
 
 
 def main(argv=None) -> int:

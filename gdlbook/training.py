@@ -215,7 +215,8 @@ class EpochTimer(keras.callbacks.Callback):
     """Time the training part of every epoch of ``fit()``, validation left out.
 
     ``train_seconds[i]`` runs from the start of epoch ``i`` to the start of its validation (or
-    to the end of the epoch when there is none). :meth:`steady_seconds` is their mean without
+    to the end of the epoch when there is none), once the epoch's last step has finished (on
+    JAX, ``fit()`` runs ahead of the computation). :meth:`steady_seconds` is their mean without
     the first epoch, which includes tracing and compiling the training step; chapter 9 reports
     it per iteration, beside nanoGPT's figure from the benchmark. In a run resumed from a backup
     (:func:`resumable`), the epochs are the ones this ``fit()`` ran.
@@ -234,9 +235,15 @@ class EpochTimer(keras.callbacks.Callback):
     def _stop(self):
         import time
 
-        if self._t0 is not None:
-            self.train_seconds.append(time.perf_counter() - self._t0)
-            self._t0 = None
+        if self._t0 is None:
+            return
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None:
+            # wait for the epoch's last step: JAX dispatches steps without waiting for them, and
+            # fit() hands the optimizer its step counter back before validation and epoch end
+            keras.ops.convert_to_numpy(optimizer.iterations)
+        self.train_seconds.append(time.perf_counter() - self._t0)
+        self._t0 = None
 
     def on_test_begin(self, logs=None):
         self._stop()        # validation inside fit(); an evaluate() outside an epoch does nothing
