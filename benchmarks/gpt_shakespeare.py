@@ -58,23 +58,28 @@ line compiles too)::
     python train.py config/train_shakespeare_char.py    # in a nanoGPT checkout
 
 Attention: nanoGPT computes it with PyTorch's fused kernel (``scaled_dot_product_attention``)
-whenever PyTorch has one, with or without dropout. ``--fused auto`` (the default) does the same
-(``keras.ops.dot_product_attention``) when there is no dropout, as in ``--config nanogpt-cpu``;
-with dropout it keeps the explicit softmax, because that op has no dropout argument while
-nanoGPT's drops attention weights (``dropout_p``), so ``--fused true`` is refused there (time
-the fused kernel without dropout on both sides: ``--dropout 0`` here, ``--dropout=0.0`` for
-nanoGPT). ``--fused false`` times the explicit softmax. On PyTorch, in the nanogpt-cpu
-configuration, forward and backward of one batch took 44.5 ms fused and 54.4 ms explicit,
-against 43.5 ms for nanoGPT's own model (2 cores, medians of 3 × 50 calls). Under
-``torch.compile`` (PyTorch, ``--jit-compile true``) ``auto`` keeps the explicit softmax: Keras's
+whenever PyTorch has one, with or without dropout. ``--fused auto`` (the default) takes
+``keras.ops.dot_product_attention`` when there is no dropout and the kernel pays: on a GPU, and
+on PyTorch run eagerly (in the nanogpt-cpu configuration, forward and backward of one batch
+took 44.5 ms fused and 54.4 ms explicit, against 43.5 ms for nanoGPT's own model; 2 cores,
+medians of 3 x 50 calls, session 14). Elsewhere it keeps the explicit softmax: XLA on a CPU
+compiled it into a faster step than the fused op (JAX, nanogpt-cpu, 2,000 iterations: 66.3
+against 73.9 ms per iteration; TensorFlow with XLA, one train step: 36.9 against 38.3 ms;
+session 17), and under ``torch.compile`` (PyTorch, ``--jit-compile true``) Keras's
 ``dot_product_attention`` asks at every call whether a flash-attention kernel applies
 (``_can_use_flash_attention``), which makes Dynamo recompile the step until it reaches its
 recompile limit and runs the step uncompiled: 63-80 ms per step, against 42-49 with that check
 patched out and 47-50 for the compiled explicit softmax (2 cores, 100-step epochs, session 16).
+With dropout it keeps the explicit softmax too, because that op has no dropout argument while
+nanoGPT's drops attention weights (``dropout_p``), so ``--fused true`` is refused there (time
+the fused kernel without dropout on both sides: ``--dropout 0`` here, ``--dropout=0.0`` for
+nanoGPT). ``--fused false`` and ``--fused true`` force either path.
 
 Other options: ``--precision``, ``--jit-compile auto|true|false`` (``compile(jit_compile=...)``;
 ``auto`` is XLA on TensorFlow and JAX and eager execution on PyTorch; ``true`` on PyTorch is
-``torch.compile``), ``--bias true`` and ``--scaled-init false`` (GPT-2-style biases, plain
+``torch.compile``; Keras's own ``"auto"`` would leave XLA off for TensorFlow on a machine
+without a GPU, where the nanogpt-cpu step then took 91.5 ms per iteration against 50.7 with
+XLA, session 17), ``--bias true`` and ``--scaled-init false`` (GPT-2-style biases, plain
 0.02 init), ``--iters``, ``--batch``, ``--eval-interval``, ``--eval-iters``, ``--target``.
 ``--tiny`` shrinks the model (2 layers, 2 heads, 64 channels, context 64, batch 16, no dropout)
 for a quick check on a CPU, e.g. ``--tiny --iters 20 --eval-interval 10 --eval-iters 2``.
@@ -173,11 +178,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--precision", default="auto",
                    choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
                    help="auto (default): nanoGPT's choice for the device")
-    p.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"))
+    p.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"),
+                   help="auto (default): XLA on TensorFlow and JAX, eager PyTorch; true on "
+                        "PyTorch: torch.compile")
     p.add_argument("--fused", nargs="?", const="true", default="auto",
                    choices=("auto", "true", "false"),
-                   help="fused dot-product attention kernel; auto (default): when there is no "
-                        "dropout, as nanoGPT's scaled_dot_product_attention")
+                   help="fused dot-product attention kernel; auto (default): without dropout, "
+                        "on a GPU or on PyTorch run eagerly")
     p.add_argument("--config", default="baby-gpt", choices=sorted(CONFIGS),
                    help="baby-gpt (default): config/train_shakespeare_char.py; nanogpt-cpu: "
                         "its README's CPU run (4 layers, 4 heads, 128 channels, context 64, "
@@ -209,13 +216,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         cfg["dropout"] = args.dropout
     if args.batch is not None:
         cfg["batch"] = args.batch
-    backend = args.backend or os.environ.get("KERAS_BACKEND", "tensorflow")
-    # torch.compile and the fused op do not mix: Keras's check for a flash-attention kernel
-    # makes Dynamo recompile until it gives up (see the module's docstring)
-    compiled_torch = backend == "torch" and args.jit_compile == "true"
-    auto = cfg["dropout"] == 0 and not compiled_torch
-    args.fused = {"true": True, "false": False, "auto": auto}[args.fused]
-    if args.fused and cfg["dropout"] > 0:
+    args.backend = args.backend or os.environ.get("KERAS_BACKEND", "tensorflow")
+    if args.fused == "true" and cfg["dropout"] > 0:
         p.error(f"--fused with dropout {cfg['dropout']}: keras.ops.dot_product_attention has "
                 "no dropout, while nanoGPT's flash attention drops attention weights; the "
                 "model would not be nanoGPT's. Leave out --fused, or time both without "
@@ -224,6 +226,25 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--iters, --eval-interval and --eval-iters must be positive")
     args.cfg = cfg
     return args
+
+
+def resolve_auto(args, gpu: bool) -> tuple[bool, bool]:
+    """``(fused attention, jit_compile)`` for this run, ``--fused auto`` and ``--jit-compile
+    auto`` resolved as measured on a CPU at the nanogpt-cpu configuration (session 17):
+
+    - jit_compile: XLA on JAX and TensorFlow, eager execution on PyTorch. Keras's own ``"auto"``
+      leaves XLA off for TensorFlow on a machine without a GPU, where the step then took 1.5 to
+      1.8 times as long as with XLA.
+    - attention: the fused kernel where there is no dropout and it pays: on a GPU (flash
+      attention), and on PyTorch run eagerly (``scaled_dot_product_attention``). On a CPU, XLA's
+      fused op was slower than the explicit softmax (JAX: 74 against 66 ms per iteration), and
+      under ``torch.compile`` Keras's check for a flash-attention kernel makes Dynamo recompile
+      until it gives up (see the module's docstring).
+    """
+    jit = {"true": True, "false": False, "auto": args.backend != "torch"}[args.jit_compile]
+    compiled_torch = args.backend == "torch" and jit
+    auto = args.cfg["dropout"] == 0 and not compiled_torch and (gpu or args.backend == "torch")
+    return {"true": True, "false": False, "auto": auto}[args.fused], jit
 
 
 def nanogpt_precision() -> str:
@@ -284,12 +305,15 @@ def main(argv=None) -> int:
     split = int(0.9 * len(tokens))
     parts = {"train": tokens[:split], "val": tokens[split:]}
 
+    from gdlbook.profile import accelerator_available
+
+    fused, jit = resolve_auto(args, gpu=accelerator_available())
     precision = nanogpt_precision() if args.precision == "auto" else args.precision
     keras.mixed_precision.set_global_policy(precision)
     gdlbook.set_seed(args.seed)     # as chapter 9 does (on TensorFlow it also sets up tf.data)
     model = transformer.build_gpt(
         len(chars), context, cfg["n_layer"], cfg["n_head"], cfg["n_embd"], cfg["dropout"],
-        tie_weights=True, fused_attention=args.fused, bias=args.bias,
+        tie_weights=True, fused_attention=fused, bias=args.bias,
         scaled_init=args.scaled_init)
 
     class NanoGPTSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -305,7 +329,6 @@ def main(argv=None) -> int:
     optimizer = keras.optimizers.AdamW(NanoGPTSchedule(), weight_decay=0.1, beta_1=0.9,
                                        beta_2=0.99, epsilon=1e-8, global_clipnorm=1.0)
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     model.compile(optimizer=optimizer, jit_compile=jit,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
@@ -314,7 +337,7 @@ def main(argv=None) -> int:
     train = transformer.RandomWindows(parts["train"], context, batch, interval, seed=args.seed)
     n_params = model.count_params()
     print(f"backend {keras.backend.backend()}, precision {precision}, jit_compile "
-          f"{args.jit_compile}, fused attention {args.fused}, bias {args.bias}, scaled init "
+          f"{jit}, fused attention {fused}, bias {args.bias}, scaled init "
           f"{args.scaled_init}; {cfg}, {epochs * interval} iterations", flush=True)
     print(f"{n_params:,} parameters; without the position table, as nanoGPT prints: "
           f"{n_params - context * cfg['n_embd']:,} ({(n_params - context * cfg['n_embd']) / 1e6:.2f}M)",

@@ -1,26 +1,31 @@
 """Minimal reproduction: on a CPU, XLA's backward pass through a stack of residual MLP blocks
-grows faster than the stack, and ends far behind PyTorch's eager kernels on the same arithmetic.
+is two to three times slower than PyTorch's when the linear layers multiply ``(B, T, C)``
+tensors, and as fast when they multiply the same numbers viewed as ``(B * T, C)`` matrices.
 
 Chapter 9's GPT on JAX, at nanoGPT's CPU configuration (batch 12, context 64, 128 channels, 4
-blocks), runs its forward pass faster than nanoGPT but its forward and backward together about
-twice as slowly (session 16's note). Profiled with ``jax.profiler``, most of the backward's time
-is in XLA loop fusions that transpose a gradient (``[768, 512] -> [512, 768]``) for the weight
-gradient's matrix product, fused with GELU's or LayerNorm's backward and with the sum of the
-residual stream's gradients, at 10-20 ns per element on inputs of a few megabytes.
+blocks), ran its forward pass faster than nanoGPT but its forward and backward together about
+twice as slowly (session 16). Profiled with ``jax.profiler``, most of the backward's time was in
+XLA loop fusions that transpose a gradient (``[768, 512] -> [512, 768]``) for the weight
+gradient's matrix product, fused with GELU's or LayerNorm's backward, at 10-20 ns per element.
+The weight gradient of ``x @ w`` with ``x`` of shape ``(B, T, C)`` is a product that contracts
+two axes (batch and position) of both operands; XLA:CPU lays it out through those transposed
+copies. With ``x`` reshaped to ``(B * T, C)`` first (a free view), it contracts one axis, and
+the copies are gone. ``gdlbook.transformer.TokenDense`` applies its kernel that way.
 
 This script needs neither Keras nor the book: it builds ``depth`` pre-norm blocks
 ``x + W2 gelu(W1 LN(x))`` (exact GELU, LayerNorm without bias, no attention) in plain JAX
-(``jax.jit(jax.value_and_grad(...))``) and in plain PyTorch (eager, ``loss.backward()``), with
-the same weights and batch, checks that both compute the same outputs, and prints the median time of
-the forward pass alone and of forward and backward together, in milliseconds, for each depth::
+(``jax.jit(jax.value_and_grad(...))``) twice, the products taken on ``(B, T, C)`` tensors
+(``3-D``) and on ``(B * T, C)`` views (``2-D``), and in plain PyTorch (eager,
+``loss.backward()``), with the same weights and batch; it checks that all three compute the same
+outputs and prints the median time of the forward pass alone and of forward and backward
+together, in milliseconds, for each depth::
 
     python benchmarks/xla_residual_backward.py [--depths 1,2,4,8] [--rounds 20]
 
-Whatever gap it shows lies between XLA:CPU and PyTorch's CPU kernels; ``XLA_FLAGS`` reach the
-JAX side as usual (none of those tried in session 16 changed the picture:
-``--xla_cpu_use_thunk_runtime=false``, ``--xla_cpu_multi_thread_eigen=false``,
+``XLA_FLAGS`` reach the JAX side as usual (none of those tried in session 16 changed the 3-D
+picture: ``--xla_cpu_use_thunk_runtime=false``, ``--xla_cpu_multi_thread_eigen=false``,
 ``--xla_cpu_use_onednn=true``, ``--xla_cpu_experimental_{xnn,ynn}_fusion_type=-dot``, the XNN
-graph fusion modes).
+graph fusion modes), and neither did JAX 0.4.38, 0.6.2, 0.8.3 or 0.9.2 (session 17).
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ def _weights(depth: int, seed: int = 0):
             for _ in range(depth)], rng.standard_normal((B, T, C)).astype("float32")
 
 
-def jax_side(depth: int, rounds: int) -> dict:
+def jax_side(depth: int, rounds: int, rows: bool) -> dict:
     import jax
     import jax.numpy as jnp
 
@@ -53,9 +58,15 @@ def jax_side(depth: int, rounds: int) -> dict:
         v = ((x - m) ** 2).mean(-1, keepdims=True)
         return (x - m) * jax.lax.rsqrt(v + 1e-5) * g
 
+    def matmul(a, w):
+        if not rows:                                    # (B, T, C) @ (C, H)
+            return a @ w
+        return (a.reshape(-1, a.shape[-1]) @ w).reshape(*a.shape[:-1], w.shape[-1])
+
     def stack(params, x):
         for p in params:
-            x = x + jax.nn.gelu(layer_norm(x, p["g"]) @ p["w1"], approximate=False) @ p["w2"]
+            h = jax.nn.gelu(matmul(layer_norm(x, p["g"]), p["w1"]), approximate=False)
+            x = x + matmul(h, p["w2"])
         return x
 
     def loss(params, x):
@@ -109,16 +120,20 @@ def main(argv=None) -> int:
 
     print(f"jax {jax.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"batch {B}, context {T}, {C} channels; ms, median of {args.rounds}")
-    print(f"{'depth':>5s} {'JAX fwd':>9s} {'torch fwd':>10s} {'JAX fwd+bwd':>12s} "
-          f"{'torch fwd+bwd':>14s} {'ratio':>6s}")
+    print(f"{'':5s} {'forward':>25s} {'forward + backward':>36s}")
+    print(f"{'depth':>5s} {'JAX 3-D':>8s} {'JAX 2-D':>8s} {'torch':>7s}   {'JAX 3-D':>8s} "
+          f"{'JAX 2-D':>8s} {'torch':>7s} {'3-D/torch':>10s} {'2-D/torch':>10s}")
     for depth in (int(d) for d in args.depths.split(",")):
-        j, t = jax_side(depth, args.rounds), torch_side(depth, args.rounds)
-        gap = float(np.max(np.abs(j["out"] - t["out"])))
-        if gap > 1e-5 * float(np.max(np.abs(t["out"]))):
-            raise SystemExit(f"depth {depth}: the two sides compute different stacks "
-                             f"(largest difference {gap:.2e})")
-        print(f"{depth:>5d} {j['forward']:9.2f} {t['forward']:10.2f} {j['both']:12.2f} "
-              f"{t['both']:14.2f} {j['both'] / t['both']:6.2f}", flush=True)
+        t = torch_side(depth, args.rounds)
+        j3, j2 = (jax_side(depth, args.rounds, rows) for rows in (False, True))
+        for name, j in (("3-D", j3), ("2-D", j2)):
+            gap = float(np.max(np.abs(j["out"] - t["out"])))
+            if gap > 1e-5 * float(np.max(np.abs(t["out"]))):
+                raise SystemExit(f"depth {depth}: JAX {name} and PyTorch compute different "
+                                 f"stacks (largest difference {gap:.2e})")
+        print(f"{depth:>5d} {j3['forward']:8.2f} {j2['forward']:8.2f} {t['forward']:7.2f}   "
+              f"{j3['both']:8.2f} {j2['both']:8.2f} {t['both']:7.2f} "
+              f"{j3['both'] / t['both']:10.2f} {j2['both'] / t['both']:10.2f}", flush=True)
     return 0
 
 

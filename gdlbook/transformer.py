@@ -27,9 +27,9 @@ from keras import layers, ops
 
 from gdlbook import progress, sampling
 
-__all__ = ["sinusoidal_encoding", "causal_mask", "TokenAndPositionEmbedding",
-           "CausalSelfAttention", "TransformerBlock", "GPT", "build_gpt", "nanogpt_param_count",
-           "RandomWindows", "generate"]
+__all__ = ["sinusoidal_encoding", "causal_mask", "tokens_as_rows", "TokenDense",
+           "TokenAndPositionEmbedding", "CausalSelfAttention", "TransformerBlock", "GPT",
+           "build_gpt", "nanogpt_param_count", "RandomWindows", "generate"]
 
 
 def _init(std: float = 0.02):
@@ -56,6 +56,36 @@ def causal_mask(length: int):
     """Boolean ``(length, length)`` tensor, True where query ``t`` may attend to key ``s <= t``."""
     i = ops.arange(length)
     return ops.greater_equal(ops.expand_dims(i, 1), ops.expand_dims(i, 0))
+
+
+def tokens_as_rows(f, x):
+    """``f`` applied to ``x`` ``(..., C)`` viewed as one matrix with a row per token.
+
+    The same result as ``f(x)`` for any ``f`` that acts on every token alone (a linear layer);
+    see :class:`TokenDense` for why the view pays.
+    """
+    shape = ops.shape(x)
+    rows = f(ops.reshape(x, (-1, shape[-1])))
+    return ops.reshape(rows, (*shape[:-1], ops.shape(rows)[-1]))
+
+
+@keras.saving.register_keras_serializable(package="gdlbook")
+class TokenDense(layers.Dense):
+    """A ``Dense`` layer for token sequences: it multiplies the ``(B * T, C)`` matrix of all
+    tokens by its kernel, where ``Dense`` would multiply the ``(B, T, C)`` tensor. Same weights,
+    same result; only the shape of the product differs.
+
+    Why it is here: the kernel's gradient sums over the batch and the position axes. For the
+    3-D product, the XLA compiler that JAX uses on a CPU (every JAX release from 0.4.38 to
+    0.10.2 tried) lays that sum out through transposed copies of the activations, which made the
+    GPT's backward pass on JAX two to three times slower than PyTorch's; on the 2-D view it is
+    one matrix product (``benchmarks/xla_residual_backward.py`` shows both). PyTorch's
+    ``nn.Linear`` flattens the leading axes the same way internally; on TensorFlow, with or
+    without XLA, the view made no measurable difference.
+    """
+
+    def call(self, inputs, training=None):
+        return tokens_as_rows(super().call, inputs)
 
 
 @keras.saving.register_keras_serializable(package="gdlbook")
@@ -141,10 +171,10 @@ class CausalSelfAttention(layers.Layer):
         self.n_embd, self.n_head, self.dropout, self.fused = n_embd, n_head, dropout, fused
         self.bias, self.proj_std, self.causal = bias, proj_std, causal
         self.head_dim = n_embd // n_head
-        self.qkv = layers.Dense(3 * n_embd, use_bias=bias, kernel_initializer=_init(),
-                                name="qkv")
-        self.proj = layers.Dense(n_embd, use_bias=bias, kernel_initializer=_init(proj_std),
-                                 name="proj")
+        self.qkv = TokenDense(3 * n_embd, use_bias=bias, kernel_initializer=_init(),
+                              name="qkv")
+        self.proj = TokenDense(n_embd, use_bias=bias, kernel_initializer=_init(proj_std),
+                               name="proj")
         self.attn_drop = layers.Dropout(dropout)
         self.out_drop = layers.Dropout(dropout)
 
@@ -214,10 +244,10 @@ class TransformerBlock(layers.Layer):
         self.attn = CausalSelfAttention(n_embd, n_head, dropout, fused=fused, bias=bias,
                                         proj_std=proj_std, causal=causal, name="attn")
         self.ln2 = layers.LayerNormalization(epsilon=1e-5, center=bias, name="ln2")
-        self.fc = layers.Dense(mlp_ratio * n_embd, activation="gelu", use_bias=bias,
-                               kernel_initializer=_init(), name="fc")
-        self.fc_out = layers.Dense(n_embd, use_bias=bias, kernel_initializer=_init(proj_std),
-                                   name="fc_out")
+        self.fc = TokenDense(mlp_ratio * n_embd, activation="gelu", use_bias=bias,
+                             kernel_initializer=_init(), name="fc")
+        self.fc_out = TokenDense(n_embd, use_bias=bias, kernel_initializer=_init(proj_std),
+                                 name="fc_out")
         self.mlp_drop = layers.Dropout(dropout)
 
     def build(self, input_shape):
@@ -274,7 +304,7 @@ class GPT(keras.Model):
                                         bias=bias, proj_std=proj_std, name=f"block_{i}")
                        for i in range(n_layer)]
         self.ln_f = layers.LayerNormalization(epsilon=1e-5, center=bias, name="ln_f")
-        self.head = None if tie_weights else layers.Dense(
+        self.head = None if tie_weights else TokenDense(
             vocab_size, use_bias=False, kernel_initializer=_init(), name="head")
 
     def call(self, tokens, training=None):
@@ -284,7 +314,7 @@ class GPT(keras.Model):
         x = self.ln_f(x)
         if self.tie_weights:
             table = ops.cast(self.embed.token.embeddings, x.dtype)      # (V, C)
-            logits = ops.matmul(x, ops.transpose(table))
+            logits = tokens_as_rows(lambda rows: ops.matmul(rows, ops.transpose(table)), x)
         else:
             logits = self.head(x)
         return ops.cast(logits, "float32")

@@ -69,6 +69,24 @@ CHECKS = """
     y_eval = keras.ops.convert_to_numpy(fused_layer(h, training=False))
     out["fused_dropout"] = float(np.abs(y_train - y_eval).max())
 
+    # TokenDense multiplies the (B * T, C) view: Dense's outputs and gradients, same weights
+    from gdlbook.gradients import value_and_grad
+    h = rng.normal(size=(3, 5, 8)).astype("float32")
+    w = keras.ops.convert_to_tensor(rng.normal(size=(3, 5, 6)).astype("float32"))  # weighs each
+    res = {}
+    for name, cls in (("dense", keras.layers.Dense), ("token", tr.TokenDense)):
+        layer = cls(6, activation="gelu")
+        layer.build(h.shape)
+        if name == "token":
+            layer.set_weights(weights)
+        weights = [np.asarray(keras.ops.convert_to_numpy(v)) for v in layer.weights]
+        loss, grads = value_and_grad(lambda: keras.ops.sum(layer(h) * w),
+                                     layer.trainable_variables)
+        res[name] = [keras.ops.convert_to_numpy(keras.ops.stop_gradient(t))
+                     for t in [layer(h), *grads]]
+    out["token_dense"] = [list(res["token"][0].shape)] + [
+        float(np.abs(a - b).max() / np.abs(a).max()) for a, b in zip(res["dense"], res["token"])]
+
     # a few training steps on a learnable sequence: the loss falls
     set_seed(1)
     text = np.tile(np.arange(V), 400)
@@ -97,6 +115,8 @@ def test_gpt_on_backend(backend):
     assert out["rowsum"] < 1e-5 and out["upper"] == 0.0
     assert out["short"] < 1e-5, "a shorter input must give the same logits as the prefix"
     assert out["fused_vs_explicit"] < 1e-4
+    # output, kernel gradient, bias gradient of TokenDense against Dense (relative differences)
+    assert out["token_dense"][0] == [3, 5, 6] and max(out["token_dense"][1:]) < 1e-5, out
     assert out["fused_dropout"] > 1e-3, "the fused path in training must drop attention weights"
     assert out["gen"][0] == [2, 23] and out["gen"][1] and 0 <= out["gen"][2] <= out["gen"][3] < 11
     loss = out["loss"]
@@ -231,7 +251,9 @@ def test_benchmark_nanogpt_cpu_config_matches_the_readme_command():
     assert bad.returncode == 2 and "not a nanoGPT checkout" in bad.stderr
 
 
-def test_benchmark_auto_attention_is_fused_without_dropout_except_under_torch_compile():
+def test_benchmark_auto_choices():
+    """--fused auto and --jit-compile auto resolve as measured: XLA on TensorFlow and JAX, the
+    fused kernel without dropout on a GPU and on eager PyTorch only."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
@@ -239,13 +261,17 @@ def test_benchmark_auto_attention_is_fused_without_dropout_except_under_torch_co
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
 
-    def fused(*argv):
-        return bench.parse_args(["--config", "nanogpt-cpu", *argv]).fused
+    def choice(*argv, gpu=False):
+        return bench.resolve_auto(bench.parse_args(["--config", "nanogpt-cpu", *argv]), gpu)
 
-    assert fused("--backend", "torch") and fused("--backend", "jax")
-    assert fused("--backend", "tensorflow", "--jit-compile", "true")
+    # Keras's "auto" leaves XLA off for TensorFlow on a CPU; the benchmark turns it on
+    assert choice("--backend", "tensorflow") == (False, True)
+    assert choice("--backend", "jax") == (False, True)
+    assert choice("--backend", "jax", gpu=True) == (True, True)
+    assert choice("--backend", "torch") == (True, False)
     # Keras's flash-attention check makes Dynamo recompile: torch.compile gets the explicit path
-    assert not fused("--backend", "torch", "--jit-compile", "true")
-    assert fused("--backend", "torch", "--jit-compile", "true", "--fused", "true")
-    assert not fused("--backend", "jax", "--fused", "false")
-    assert not bench.parse_args(["--backend", "jax"]).fused    # the GPU configuration: dropout
+    assert choice("--backend", "torch", "--jit-compile", "true") == (False, True)
+    assert choice("--backend", "torch", "--jit-compile", "true", "--fused", "true") == (True, True)
+    assert choice("--backend", "tensorflow", "--jit-compile", "false", "--fused") == (True, False)
+    # the GPU configuration has dropout: explicit softmax everywhere
+    assert not bench.resolve_auto(bench.parse_args(["--backend", "torch"]), True)[0]
