@@ -232,16 +232,20 @@ def resolve_auto(args, gpu: bool) -> tuple[bool, bool]:
     """``(fused attention, jit_compile)`` for this run, ``--fused auto`` and ``--jit-compile
     auto`` resolved as measured on a CPU at the nanogpt-cpu configuration (session 17):
 
-    - jit_compile: XLA on JAX and TensorFlow, eager execution on PyTorch. Keras's own ``"auto"``
-      leaves XLA off for TensorFlow on a machine without a GPU, where the step then took 1.5 to
-      1.8 times as long as with XLA.
+    - jit_compile: chapter 9's, ``gdlbook.transformer.training_jit_compile``: XLA on JAX and
+      TensorFlow, eager execution on PyTorch. Keras's own ``"auto"`` leaves XLA off for
+      TensorFlow on a machine without a GPU, where the step then took 1.5 to 1.8 times as long
+      as with XLA.
     - attention: the fused kernel where there is no dropout and it pays: on a GPU (flash
       attention), and on PyTorch run eagerly (``scaled_dot_product_attention``). On a CPU, XLA's
       fused op was slower than the explicit softmax (JAX: 74 against 66 ms per iteration), and
       under ``torch.compile`` Keras's check for a flash-attention kernel makes Dynamo recompile
       until it gives up (see the module's docstring).
     """
-    jit = {"true": True, "false": False, "auto": args.backend != "torch"}[args.jit_compile]
+    from gdlbook.transformer import training_jit_compile
+
+    jit = {"true": True, "false": False,
+           "auto": training_jit_compile(args.backend)}[args.jit_compile]
     compiled_torch = args.backend == "torch" and jit
     auto = args.cfg["dropout"] == 0 and not compiled_torch and (gpu or args.backend == "torch")
     return {"true": True, "false": False, "auto": auto}[args.fused], jit

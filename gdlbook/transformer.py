@@ -29,7 +29,8 @@ from gdlbook import progress, sampling
 
 __all__ = ["sinusoidal_encoding", "causal_mask", "tokens_as_rows", "TokenDense",
            "TokenAndPositionEmbedding", "CausalSelfAttention", "TransformerBlock", "GPT",
-           "build_gpt", "nanogpt_param_count", "RandomWindows", "generate"]
+           "build_gpt", "training_jit_compile", "nanogpt_param_count", "RandomWindows",
+           "generate"]
 
 
 def _init(std: float = 0.02):
@@ -76,7 +77,7 @@ class TokenDense(layers.Dense):
     same result; only the shape of the product differs.
 
     Why it is here: the kernel's gradient sums over the batch and the position axes. For the
-    3-D product, the XLA compiler that JAX uses on a CPU (every JAX release from 0.4.38 to
+    3-D product, the XLA compiler that JAX uses on a CPU (JAX 0.4.38, 0.6.2, 0.8.3, 0.9.2 and
     0.10.2 tried) lays that sum out through transposed copies of the activations, which made the
     GPT's backward pass on JAX two to three times slower than PyTorch's; on the 2-D view it is
     one matrix product (``benchmarks/xla_residual_backward.py`` shows both). PyTorch's
@@ -358,6 +359,17 @@ def build_gpt(vocab_size: int, context: int, n_layer: int, n_head: int, n_embd: 
                 fused_attention, bias, scaled_init, name="gpt")
     model(np.zeros((1, context), dtype="int32"))
     return model
+
+
+def training_jit_compile(backend: str | None = None) -> bool:
+    """``compile(jit_compile=...)`` for training a :class:`GPT` on ``backend`` (default: the
+    active one): XLA on TensorFlow and JAX, eager execution on PyTorch.
+
+    Keras's default, ``"auto"``, gives the same except for TensorFlow on a computer without a
+    GPU, where it leaves XLA off; this model trains faster with XLA there too. On PyTorch,
+    ``True`` would hand the step to ``torch.compile``, whose compilation takes minutes on a CPU.
+    """
+    return (backend or keras.backend.backend()) != "torch"
 
 
 def nanogpt_param_count(vocab_size: int, context: int, n_layer: int, n_embd: int,
