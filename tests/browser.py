@@ -34,3 +34,22 @@ def chromium(profile_dir: Path):
         yield driver
     finally:
         driver.quit()
+
+
+def open_page(driver, page: Path, timeout: float = 60.0) -> None:
+    """Navigate to a local page and wait until that page, not the blank one before it, is parsed.
+
+    Once in CI, a script run right after ``driver.get`` on the music chapter (a 2.5 MB page
+    with nine players) found no ``<audio>`` element at all: with the "eager" strategy the script
+    ran on a document that was not that page, or not yet parsed. Waiting for the page's own URL
+    and a parsed document rules both out.
+    """
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    uri = page.as_uri()
+    driver.get(uri)
+    WebDriverWait(driver, timeout, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script(
+            "return location.href === arguments[0] && document.readyState !== 'loading';", uri),
+        f"{page.name} did not finish loading in {timeout:.0f} s")

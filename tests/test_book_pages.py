@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import nbtools
-from browser import chromium, needs_chromium
+from browser import chromium, needs_chromium, open_page
 from nbcache import chapter_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ def test_moving_a_slider_shows_the_decoded_image_of_the_new_position(vae_page, t
 
     data = explorers(vae_page.read_text())
     with chromium(tmp_path / "profile") as driver:
-        driver.get(vae_page.as_uri())
+        open_page(driver, vae_page)
         roots = driver.find_elements(By.CSS_SELECTOR, ".gdl-latent-explorer")
         assert len(roots) == len(data) == 2
         for root, d in zip(roots, data):
@@ -168,12 +168,13 @@ def test_every_audio_player_has_a_playable_source(chapter, tmp_path):
     page = HTML / "chapters" / (chapter.stem + ".html")
     if not page.exists():
         pytest.fail(f"{page} is missing: build the book first (make strict-build)")
-    assert page.read_text().count("<audio") > 0, f"{page.name} has no audio player"
+    n_players = page.read_text().count("<audio ")
+    assert n_players > 0, f"{page.name} has no audio player"
     with chromium(tmp_path / "profile") as driver:
         driver.set_script_timeout(30)
-        driver.get(page.as_uri())
+        open_page(driver, page)
         players = driver.execute_async_script(AUDIO_STATE)
-    assert players, "no <audio> element in the page"
+    assert len(players) == n_players, f"{len(players)} <audio> elements in the DOM, {n_players} in the HTML"
     for p in players:
         assert p["src"].startswith("data:audio/"), p
         assert p["can"] in ("maybe", "probably"), p

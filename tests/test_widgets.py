@@ -16,7 +16,7 @@ import yaml
 from PIL import Image
 
 from gdlbook import widgets
-from browser import chromium, needs_chromium
+from browser import chromium, needs_chromium, open_page
 from nbtools import MYST_HEADER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -238,7 +238,7 @@ def test_static_explorer_sliders_swap_the_image_in_a_browser(built_page, tmp_pat
     from selenium.webdriver.common.keys import Keys
 
     with chromium(tmp_path / "profile") as driver:
-        driver.get(built_page.as_uri())
+        open_page(driver, built_page)
         root = driver.find_element(By.CSS_SELECTOR, ".gdl-latent-explorer")
         img = root.find_element(By.TAG_NAME, "img")
         x, y = root.find_elements(By.CSS_SELECTOR, "input[type=range]")
