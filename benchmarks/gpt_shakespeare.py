@@ -42,7 +42,11 @@ and ``--nanogpt CHECKOUT`` runs it from a checkout of ``karpathy/nanoGPT`` with 
 interpreter (PyTorch needed), on the same text (written into its ``data/shakespeare_char`` if
 it has none; its ``prepare.py`` makes the same 90/10 split) and prints the same summary: the
 median of its per-iteration times (first interval and evaluating iterations left out) and the
-validation losses. Side by side on one CPU, one after another::
+validation losses. On a CPU both sides use glibc's allocator the same way: ours keeps freed
+memory for reuse (``gdlbook.set_seed``, see ``gdlbook.allocator``), and nanoGPT runs with the
+same settings as environment variables (``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=...``,
+printed with its command); ``GDL_KEEP_FREED_MEMORY=0`` leaves glibc's default on both. Side by
+side on one CPU, one after another::
 
     python benchmarks/gpt_shakespeare.py --config nanogpt-cpu --nanogpt /path/to/nanoGPT
     KERAS_BACKEND=tensorflow python benchmarks/gpt_shakespeare.py --config nanogpt-cpu
@@ -120,6 +124,16 @@ def nanogpt_command(args) -> list[str]:
     return cmd
 
 
+def nanogpt_environment(args) -> dict[str, str]:
+    """What nanoGPT's process gets on top of ours: on a CPU (``nanogpt-cpu``), the allocator
+    settings that ``gdlbook.set_seed`` gives our side, unless ``GDL_KEEP_FREED_MEMORY=0``."""
+    from gdlbook import allocator
+
+    if args.config != "nanogpt-cpu" or os.environ.get("GDL_KEEP_FREED_MEMORY") == "0":
+        return {}
+    return allocator.environment()
+
+
 def run_nanogpt(args) -> int:
     """Run nanoGPT's ``train.py`` from the checkout ``args.nanogpt`` on the same text and split,
     and summarise its log as this script summarises ours: steady-state ms/iteration (the median of
@@ -143,8 +157,11 @@ def run_nanogpt(args) -> int:
                 f.write(data.load("tinyshakespeare", verbose=False))
         subprocess.run([sys.executable, "prepare.py"], cwd=folder, check=True)
     cmd = [sys.executable, *nanogpt_command(args)]
-    print("running in", args.nanogpt + ":", " ".join(cmd[1:]), flush=True)
-    proc = subprocess.Popen(cmd, cwd=args.nanogpt, stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, **nanogpt_environment(args)}
+    print("running in", args.nanogpt + ":",
+          "".join(f"{k}={v} " for k, v in nanogpt_environment(args).items()) + " ".join(cmd[1:]),
+          flush=True)
+    proc = subprocess.Popen(cmd, cwd=args.nanogpt, stdout=subprocess.PIPE, text=True, env=env)
     times, vals, evals = {}, [], set()
     for line in proc.stdout:
         print(line, end="", flush=True)
@@ -284,7 +301,8 @@ def nanogpt_precision() -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.print_nanogpt_command:
-        print("python " + " ".join(nanogpt_command(args)))
+        env = "".join(f"{k}={v} " for k, v in nanogpt_environment(args).items())
+        print(env + "python " + " ".join(nanogpt_command(args)))
         return 0
     if args.nanogpt:
         return run_nanogpt(args)
@@ -340,9 +358,12 @@ def main(argv=None) -> int:
     epochs = math.ceil(args.iters / interval)
     train = transformer.RandomWindows(parts["train"], context, batch, interval, seed=args.seed)
     n_params = model.count_params()
+    from gdlbook import allocator
+
     print(f"backend {keras.backend.backend()}, precision {precision}, jit_compile "
           f"{jit}, fused attention {fused}, bias {args.bias}, scaled init "
-          f"{args.scaled_init}; {cfg}, {epochs * interval} iterations", flush=True)
+          f"{args.scaled_init}, freed memory kept {allocator.kept}; {cfg}, "
+          f"{epochs * interval} iterations", flush=True)
     print(f"{n_params:,} parameters; without the position table, as nanoGPT prints: "
           f"{n_params - context * cfg['n_embd']:,} ({(n_params - context * cfg['n_embd']) / 1e6:.2f}M)",
           flush=True)

@@ -20,7 +20,16 @@ This script needs neither Keras nor the book: it builds ``depth`` pre-norm block
 outputs and prints the median time of the forward pass alone and of forward and backward
 together, in milliseconds, for each depth::
 
-    python benchmarks/xla_residual_backward.py [--depths 1,2,4,8] [--rounds 20]
+    python benchmarks/xla_residual_backward.py [--depths 1,2,4,8] [--rounds 20] [--keep-freed-memory]
+
+The last column is the scratch buffer of the JAX 2-D step, as XLA reports it. Where it passes
+32 MiB, glibc's ``malloc`` hands out fresh pages for it at every step (``gdlbook.allocator``
+explains why), and the JAX time per block jumps; ``--keep-freed-memory`` makes glibc reuse the
+freed pages (``gdlbook.allocator.keep_freed_memory``, which ``gdlbook.set_seed`` calls on a
+machine without a GPU). Session 18, 2 cores, medians of 10, forward + backward of 8 blocks
+(64.5 MiB of scratch): JAX 2-D 72.9 ms without the flag, 40.5 with it; PyTorch 54.3 and 39.6
+in the same two runs. Some of the 3-D slowdown measured in sessions 16 and 17 at 4 and 8 blocks was
+this too: 60.8 ms without the flag, 36.8 with it, at 4 blocks.
 
 ``XLA_FLAGS`` reach the JAX side as usual (none of those tried in session 16 changed the 3-D
 picture: ``--xla_cpu_use_thunk_runtime=false``, ``--xla_cpu_multi_thread_eigen=false``,
@@ -76,7 +85,9 @@ def jax_side(depth: int, rounds: int, rows: bool) -> dict:
     params = jax.tree_util.tree_map(jnp.asarray, weights)
     x = jnp.asarray(x)
     forward, both = jax.jit(loss), jax.jit(jax.value_and_grad(loss))
+    memory = both.lower(params, x).compile().memory_analysis()
     return dict(out=np.asarray(jax.jit(stack)(params, x)),
+                scratch_mib=memory.temp_size_in_bytes / 2**20 if memory else float("nan"),
                 forward=median_ms(lambda: forward(params, x).block_until_ready(), rounds, 2),
                 both=median_ms(lambda: jax.block_until_ready(both(params, x)), rounds, 2))
 
@@ -114,15 +125,23 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--depths", default="1,2,4,8")
     p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--keep-freed-memory", action="store_true",
+                   help="gdlbook.allocator.keep_freed_memory() first (glibc keeps freed memory)")
     args = p.parse_args(argv)
     import jax
     import torch
 
+    kept = ""
+    if args.keep_freed_memory:
+        from gdlbook.allocator import keep_freed_memory
+
+        kept = "; freed memory kept" if keep_freed_memory() else "; not glibc: allocator unchanged"
     print(f"jax {jax.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"batch {B}, context {T}, {C} channels; ms, median of {args.rounds}")
+          f"batch {B}, context {T}, {C} channels; ms, median of {args.rounds}{kept}")
     print(f"{'':5s} {'forward':>25s} {'forward + backward':>36s}")
     print(f"{'depth':>5s} {'JAX 3-D':>8s} {'JAX 2-D':>8s} {'torch':>7s}   {'JAX 3-D':>8s} "
-          f"{'JAX 2-D':>8s} {'torch':>7s} {'3-D/torch':>10s} {'2-D/torch':>10s}")
+          f"{'JAX 2-D':>8s} {'torch':>7s} {'3-D/torch':>10s} {'2-D/torch':>10s} "
+          f"{'2-D scratch MiB':>16s}")
     for depth in (int(d) for d in args.depths.split(",")):
         t = torch_side(depth, args.rounds)
         j3, j2 = (jax_side(depth, args.rounds, rows) for rows in (False, True))
@@ -133,7 +152,8 @@ def main(argv=None) -> int:
                                  f"stacks (largest difference {gap:.2e})")
         print(f"{depth:>5d} {j3['forward']:8.2f} {j2['forward']:8.2f} {t['forward']:7.2f}   "
               f"{j3['both']:8.2f} {j2['both']:8.2f} {t['both']:7.2f} "
-              f"{j3['both'] / t['both']:10.2f} {j2['both'] / t['both']:10.2f}", flush=True)
+              f"{j3['both'] / t['both']:10.2f} {j2['both'] / t['both']:10.2f} "
+              f"{j2['scratch_mib']:16.1f}", flush=True)
     return 0
 
 

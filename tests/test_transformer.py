@@ -243,6 +243,15 @@ def test_benchmark_nanogpt_cpu_config_matches_the_readme_command():
               "--dropout=0.0").split()
     assert set(readme) <= args, proc.stdout
     assert "config/train_shakespeare_char.py" in args
+    # on a CPU nanoGPT runs with the allocator settings gdlbook.set_seed gives ours, or neither
+    from gdlbook import allocator
+
+    assert {f"{k}={v}" for k, v in allocator.environment().items()} <= args
+    plain = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpt_shakespeare.py"), "--config",
+         "nanogpt-cpu", "--print-nanogpt-command"], env={**env, "GDL_KEEP_FREED_MEMORY": "0"},
+        capture_output=True, text=True, timeout=60)
+    assert "MALLOC_" not in plain.stdout and set(readme) <= set(plain.stdout.split())
     bad = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "gpt_shakespeare.py"), "--nanogpt",
          "/nonexistent"], env=env, capture_output=True, text=True, timeout=60)
