@@ -1,6 +1,7 @@
 """Minimal reproduction: on a CPU, XLA's backward pass through a stack of residual MLP blocks
-is two to three times slower than PyTorch's when the linear layers multiply ``(B, T, C)``
-tensors, and as fast when they multiply the same numbers viewed as ``(B * T, C)`` matrices.
+is about twice as slow as PyTorch's when the linear layers multiply ``(B, T, C)`` tensors, and
+as fast when they multiply the same numbers viewed as ``(B * T, C)`` matrices, provided that
+the C allocator reuses the step's scratch buffer (``--keep-freed-memory``, below).
 
 Chapter 9's GPT on JAX, at nanoGPT's CPU configuration (batch 12, context 64, 128 channels, 4
 blocks), ran its forward pass faster than nanoGPT but its forward and backward together about

@@ -70,6 +70,15 @@ def tokens_as_rows(f, x):
     return ops.reshape(rows, (*shape[:-1], ops.shape(rows)[-1]))
 
 
+def apply_dropout(layer: layers.Dropout, x, training):
+    """``layer(x)`` where it drops something (in training, at a rate above 0), else ``x``.
+
+    The same result as calling the layer; skipping it saves the call, whose cost is Python's
+    and shows where Keras runs eagerly (PyTorch without ``torch.compile``), even at rate 0.
+    """
+    return layer(x, training=training) if training and layer.rate > 0 else x
+
+
 @keras.saving.register_keras_serializable(package="gdlbook")
 class TokenDense(layers.Dense):
     """A ``Dense`` layer for token sequences: it multiplies the ``(B * T, C)`` matrix of all
@@ -78,9 +87,10 @@ class TokenDense(layers.Dense):
 
     Why it is here: the kernel's gradient sums over the batch and the position axes. For the
     3-D product, the XLA compiler that JAX uses on a CPU (JAX 0.4.38, 0.6.2, 0.8.3, 0.9.2 and
-    0.10.2 tried) lays that sum out through transposed copies of the activations, which made the
-    GPT's backward pass on JAX two to three times slower than PyTorch's; on the 2-D view it is
-    one matrix product (``benchmarks/xla_residual_backward.py`` shows both). PyTorch's
+    0.10.2 tried) lays that sum out through transposed copies of the activations, which made a
+    stack of residual blocks on JAX about twice as slow as PyTorch's in forward and backward
+    (with freed memory kept, :mod:`gdlbook.allocator`); on the 2-D view it is one matrix
+    product (``benchmarks/xla_residual_backward.py`` shows both). PyTorch's
     ``nn.Linear`` flattens the leading axes the same way internally; on TensorFlow, with or
     without XLA, the view made no measurable difference.
     """
@@ -202,10 +212,10 @@ class CausalSelfAttention(layers.Layer):
                 keys = ops.reshape(ops.cast(key_mask, "bool"), (-1, 1, 1, length))
                 scores = ops.where(keys, scores, float("-inf"))
             weights = ops.softmax(scores, axis=-1)                  # rows sum to one
-            y = ops.matmul(self.attn_drop(ops.cast(weights, v.dtype), training=training), v)
+            y = ops.matmul(apply_dropout(self.attn_drop, ops.cast(weights, v.dtype), training), v)
             y = ops.transpose(y, (0, 2, 1, 3))                      # (B, T, H, D)
         y = ops.reshape(y, (-1, length, self.n_embd))               # heads side by side
-        y = self.out_drop(self.proj(y), training=training)
+        y = apply_dropout(self.out_drop, self.proj(y), training)
         return (y, weights) if return_attention else y
 
     def get_config(self):
@@ -264,7 +274,7 @@ class TransformerBlock(layers.Layer):
         if return_attention:
             a, weights = a
         x = x + a
-        x = x + self.mlp_drop(self.fc_out(self.fc(self.ln2(x))), training=training)
+        x = x + apply_dropout(self.mlp_drop, self.fc_out(self.fc(self.ln2(x))), training)
         return (x, weights) if return_attention else x
 
     def get_config(self):
@@ -309,7 +319,7 @@ class GPT(keras.Model):
             vocab_size, use_bias=False, kernel_initializer=_init(), name="head")
 
     def call(self, tokens, training=None):
-        x = self.embed_drop(self.embed(tokens), training=training)
+        x = apply_dropout(self.embed_drop, self.embed(tokens), training)
         for block in self.blocks:
             x = block(x, training=training)
         x = self.ln_f(x)
