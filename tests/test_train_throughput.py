@@ -64,7 +64,8 @@ def test_framework_floor_computes_the_same_vae_step_everywhere():
 def test_xla_residual_backward_computes_the_same_stack_on_every_side():
     """benchmarks/xla_residual_backward.py builds the same residual stack in JAX (products on
     3-D tensors and on 2-D views) and in PyTorch; it stops with an error when their outputs
-    differ (a tanh GELU on one side is enough), and prints one row per depth."""
+    differ (a tanh GELU on one side is enough), and prints one row per depth, with the size
+    of the JAX step's scratch buffer last."""
     script = ROOT / "benchmarks" / "xla_residual_backward.py"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.run([sys.executable, str(script), "--depths", "1,2", "--rounds", "1"],
@@ -72,4 +73,6 @@ def test_xla_residual_backward_computes_the_same_stack_on_every_side():
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [line.split() for line in proc.stdout.splitlines() if line.strip()[:1].isdigit()]
     assert [r[0] for r in rows] == ["1", "2"], proc.stdout
-    assert all(len(r) == 9 and float(x) > 0 for r in rows for x in r[1:]), proc.stdout
+    assert all(len(r) == 10 and float(x) > 0 for r in rows for x in r[1:]), proc.stdout
+    # the last column, XLA's scratch buffer for the step, grows with the depth
+    assert float(rows[1][-1]) > float(rows[0][-1]), proc.stdout
