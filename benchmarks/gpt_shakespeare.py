@@ -129,9 +129,15 @@ def nanogpt_environment(args) -> dict[str, str]:
     settings that ``gdlbook.set_seed`` gives our side, unless ``GDL_KEEP_FREED_MEMORY=0``."""
     from gdlbook import allocator
 
-    if args.config != "nanogpt-cpu" or os.environ.get("GDL_KEEP_FREED_MEMORY") == "0":
+    if args.config != "nanogpt-cpu" or not allocator.requested():
         return {}
     return allocator.environment()
+
+
+def nanogpt_shell_line(args, python: str = "python") -> str:
+    """nanoGPT's command line with its extra environment in front, as a shell takes it."""
+    env = "".join(f"{k}={v} " for k, v in nanogpt_environment(args).items())
+    return env + " ".join([python, *nanogpt_command(args)])
 
 
 def run_nanogpt(args) -> int:
@@ -158,9 +164,7 @@ def run_nanogpt(args) -> int:
         subprocess.run([sys.executable, "prepare.py"], cwd=folder, check=True)
     cmd = [sys.executable, *nanogpt_command(args)]
     env = {**os.environ, **nanogpt_environment(args)}
-    print("running in", args.nanogpt + ":",
-          "".join(f"{k}={v} " for k, v in nanogpt_environment(args).items()) + " ".join(cmd[1:]),
-          flush=True)
+    print("running in", args.nanogpt + ":", nanogpt_shell_line(args, sys.executable), flush=True)
     proc = subprocess.Popen(cmd, cwd=args.nanogpt, stdout=subprocess.PIPE, text=True, env=env)
     times, vals, evals = {}, [], set()
     for line in proc.stdout:
@@ -301,8 +305,7 @@ def nanogpt_precision() -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.print_nanogpt_command:
-        env = "".join(f"{k}={v} " for k, v in nanogpt_environment(args).items())
-        print(env + "python " + " ".join(nanogpt_command(args)))
+        print(nanogpt_shell_line(args))
         return 0
     if args.nanogpt:
         return run_nanogpt(args)

@@ -29,8 +29,8 @@ explains why), and the JAX time per block jumps; ``--keep-freed-memory`` makes g
 freed pages (``gdlbook.allocator.keep_freed_memory``, which ``gdlbook.set_seed`` calls on a
 machine without a GPU). Session 18, 2 cores, medians of 10, forward + backward of 8 blocks
 (64.5 MiB of scratch): JAX 2-D 72.9 ms without the flag, 40.5 with it; PyTorch 54.3 and 39.6
-in the same two runs. Some of the 3-D slowdown measured in sessions 16 and 17 at 4 and 8 blocks was
-this too: 60.8 ms without the flag, 36.8 with it, at 4 blocks.
+in the same two runs. Some of the 3-D slowdown measured in sessions 16 and 17 at 4 and 8
+blocks was this too: 60.8 ms without the flag, 36.8 with it, at 4 blocks.
 
 ``XLA_FLAGS`` reach the JAX side as usual (none of those tried in session 16 changed the 3-D
 picture: ``--xla_cpu_use_thunk_runtime=false``, ``--xla_cpu_multi_thread_eigen=false``,

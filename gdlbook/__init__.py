@@ -31,7 +31,7 @@ def set_seed(seed: int = 42) -> None:
 
     import keras
 
-    from gdlbook.allocator import keep_freed_memory
+    from gdlbook import allocator
     from gdlbook.profile import accelerator_available
 
     keras.utils.set_random_seed(seed)
@@ -39,8 +39,8 @@ def set_seed(seed: int = 42) -> None:
         from gdlbook.training import tf_data_autotune
 
         tf_data_autotune(os.environ.get("GDL_TF_DATA_AUTOTUNE") == "1")
-    if os.environ.get("GDL_KEEP_FREED_MEMORY") != "0" and not accelerator_available():
-        keep_freed_memory()
+    if allocator.requested() and not accelerator_available():
+        allocator.keep_freed_memory()
 
 
 def glue(name: str, value, *, display: bool = False) -> None:

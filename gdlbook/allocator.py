@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
 # mallopt parameters, from glibc's <malloc.h>
@@ -47,6 +48,12 @@ def _mallopt():
         return libc.mallopt
     except (OSError, AttributeError):
         return None
+
+
+def requested() -> bool:
+    """Whether the book should keep freed memory: yes, unless ``GDL_KEEP_FREED_MEMORY=0``
+    (:func:`gdlbook.set_seed` and the benchmark's nanoGPT run both ask here)."""
+    return os.environ.get("GDL_KEEP_FREED_MEMORY") != "0"
 
 
 def environment() -> dict[str, str]:

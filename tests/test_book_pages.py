@@ -174,7 +174,8 @@ def test_every_audio_player_has_a_playable_source(chapter, tmp_path):
         driver.set_script_timeout(30)
         open_page(driver, page)
         players = driver.execute_async_script(AUDIO_STATE)
-    assert len(players) == n_players, f"{len(players)} <audio> elements in the DOM, {n_players} in the HTML"
+    assert len(players) == n_players, \
+        f"{len(players)} <audio> elements in the DOM, {n_players} in the HTML"
     for p in players:
         assert p["src"].startswith("data:audio/"), p
         assert p["can"] in ("maybe", "probably"), p
